@@ -1,0 +1,46 @@
+# weft: the commands README.md documents. Every target installs what it needs first, so each one
+# works on a fresh Debian 12 machine.
+#
+#   make deps    install the Debian packages (scripts/install-deps; idempotent)
+#   make build   release build (RelWithDebInfo, asserts on) into build/release
+#   make test    deps + build + the whole default test suite (ctest)
+#   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
+#   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
+#   make format  clang-format every source file in place
+#   make tidy    clang-tidy over src/ (uses build/release/compile_commands.json)
+
+JOBS ?= $(shell nproc)
+BUILD_DIR := build/release
+
+.PHONY: deps build test bench asan debug format tidy clean
+
+deps:
+	scripts/install-deps
+
+build: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+test: build
+	ctest --preset release -j $(JOBS)
+
+bench: build
+	bench/run-extent-store-bench
+
+debug: deps
+	cmake --preset debug
+	cmake --build --preset debug -j $(JOBS)
+
+asan: deps
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+format:
+	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+tidy: build
+	find src -name '*.cc' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+
+clean:
+	rm -rf build

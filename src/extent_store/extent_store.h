@@ -1,0 +1,123 @@
+// ExtentStore: extent groups (egroups) on one disk, the seeds' Extent Store with AES (per-disk
+// metadata in RocksDB). Formats: docs/ondisk/extent_store.md.
+//
+// An egroup is up to 4 MiB of data on one disk, addressed by byte offset within it, and holds
+// up to four 1 MiB extents (extent slot k is egroup bytes [k MiB, (k+1) MiB)). Every 4 KiB block
+// has a crc32c (ISA-L) kept in RocksDB beside its physical location.
+//
+// Durability: a write's completion runs only after its data is durable on the device and its
+// metadata (new block locations and checksums) is committed in one synced RocksDB WriteBatch.
+// Writes are out of place: new data goes to newly allocated blocks and the batch switches the
+// block map, so after a crash every 4 KiB block holds its old or its new contents, never a mix,
+// and never a checksum error; a multi-block write is all-or-nothing. Concurrent writes share
+// device flushes and RocksDB syncs (group commit); overlapping writes apply in submission order.
+//
+// Reads verify every block's checksum; a mismatch is a Corruption status naming the disk, the
+// egroup and the offset. Unwritten blocks of an egroup read as zeros.
+//
+// Threading: one owner thread; completions run inside Poll(). RocksDB commits run on that thread,
+// batched (one commit per group).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "blockstore/blockstore.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace weft::extent_store {
+
+using EgroupId = uint64_t;
+
+inline constexpr uint64_t kEgroupMaxBytes = 4ull << 20;
+inline constexpr uint64_t kExtentBytes = 1ull << 20;
+inline constexpr uint64_t kChecksumBlockBytes = 4096;
+inline constexpr uint64_t kMaxIoBytes = 1ull << 20;  // Largest single read or write.
+
+struct ExtentStoreOptions {
+  std::string metadata_path;               // RocksDB directory of this disk's AES metadata.
+  rocksdb::Env* metadata_env = nullptr;    // nullptr: the default (POSIX) env. Tests pass a
+                                           // memory env.
+  std::string disk_name;                   // Used in error messages; defaults to device name.
+  uint32_t max_inflight_writes = 256;      // Writes beyond this are rejected with Busy.
+  uint32_t max_group_commit_writes = 128;  // Most writes committed in one RocksDB batch.
+};
+
+struct EgroupInfo {
+  EgroupId id = 0;
+  uint64_t written_bytes = 0;  // Bytes of blocks holding data.
+};
+
+struct ScrubReport {
+  uint64_t egroups_checked = 0;
+  uint64_t blocks_checked = 0;
+  struct BadBlock {
+    EgroupId egroup_id = 0;
+    uint64_t offset_bytes = 0;  // Within the egroup.
+    std::string reason;
+  };
+  std::vector<BadBlock> bad_blocks;
+  Status metadata_status;  // RocksDB's own checksum verification of its files.
+};
+
+struct ExtentStoreStats {
+  uint64_t egroups = 0;
+  uint64_t writes = 0;
+  uint64_t reads = 0;
+  uint64_t bytes_written = 0;
+  uint64_t bytes_read = 0;
+  uint64_t group_commits = 0;      // RocksDB batches committed.
+  uint64_t checksum_errors = 0;
+  uint64_t orphan_blocks_reclaimed = 0;  // At open.
+  blockstore::BlockstoreStats blockstore;
+};
+
+using WriteCompletion = std::function<void(Status status)>;
+using ReadCompletion = std::function<void(Status status)>;
+
+class ExtentStore {
+ public:
+  // Opens (creating on first use) the metadata at options.metadata_path for `blockstore`,
+  // checks that it belongs to this blockstore (uuid), and reclaims blocks no egroup references.
+  static Result<std::unique_ptr<ExtentStore>> Open(blockstore::Blockstore& blockstore,
+                                                   const ExtentStoreOptions& options);
+  ~ExtentStore();  // Waits for in-flight I/O (errors included) to finish.
+
+  // AlreadyExists if present. Synchronous (one RocksDB write).
+  Status CreateEgroup(EgroupId egroup_id);
+  // Frees the egroup's blocks once its removal is committed. NotFound; Busy while I/O runs on it.
+  Status DeleteEgroup(EgroupId egroup_id);
+  std::vector<EgroupInfo> ListEgroups() const;
+
+  // offset and length multiples of 4 KiB, length 4 KiB..1 MiB, within the egroup's 4 MiB.
+  // `data` must stay valid until `done` runs. Errors: InvalidArgument, NotFound, NoSpace, Busy,
+  // IOError.
+  void Write(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
+             WriteCompletion done);
+  void Read(EgroupId egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,
+            ReadCompletion done);
+
+  // Re-reads every written block of every egroup and verifies its checksum, and asks RocksDB to
+  // verify its files. Synchronous; reports, never repairs.
+  ScrubReport Scrub();
+  ExtentStoreStats stats() const;
+
+  // Runs completions (the blockstore's device Poll).
+  size_t Poll(bool wait);
+
+  struct State;
+
+ private:
+  explicit ExtentStore(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace weft::extent_store

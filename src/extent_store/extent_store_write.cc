@@ -1,0 +1,289 @@
+// The write path: out-of-place writes committed in groups.
+//
+// Why out of place: overwriting a block in place cannot be made crash-safe with per-block
+// checksums (a torn overwrite leaves neither the old nor the new contents, and a checksum error
+// for acknowledged data). Writing to new blocks and switching the block map in one synced
+// RocksDB batch leaves every block old or new after a crash, and a multi-block write all or
+// nothing. The ordering that makes it safe (blockstore.h states the rules):
+//   1. data to new blocks + ALLOC records (PersistMetadata) — concurrently;
+//   2. one device Flush, submitted after both completed: data and ALLOCs durable;
+//   3. one synced RocksDB batch with the new layout and checksum rows of every write in the group;
+//   4. Free() the replaced blocks, deferred until no read that saw the old rows still runs;
+//   5. complete the writes.
+// A crash before 3 leaves the old rows and leaked new blocks, one between 3 and 4 leaked old
+// blocks; the next open reclaims both.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/crc32c.h"
+#include "extent_store/extent_store_impl.h"
+
+namespace weft::extent_store {
+
+namespace {
+
+// The rows one group commit changes, composed in memory in submission order so that several
+// writes to one slot in one group stack up as they would one by one.
+struct GroupRows {
+  std::map<format::SlotAddress, format::SlotRows> slots;
+  std::map<EgroupId, uint32_t> written_block_counts;  // Of each touched egroup, after the group.
+  std::vector<uint64_t> replaced_blocks;
+};
+
+bool ChecksumsMatch(const PendingWrite& write) {
+  for (uint32_t index = 0; index < write.block_count(); ++index) {
+    const uint32_t checksum =
+        Crc32c(write.data.subspan(index * kChecksumBlockBytes, kChecksumBlockBytes));
+    if (checksum != write.checksums[index]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void ExtentStore::Write(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
+                        WriteCompletion done) {
+  state_->SubmitWrite(egroup_id, offset_bytes, data, std::move(done));
+}
+
+Result<std::vector<blockstore::BlockRun>> ExtentStore::State::AllocateBlocks(uint32_t block_count) {
+  WEFT_ASSERT(block_count >= 1 && block_count <= kBlocksPerIoMax);
+  // One contiguous run keeps the data one device write and later one device read; when free
+  // space is fragmented, take whatever runs there are.
+  Result<blockstore::BlockRun> run = blockstore.Allocate(block_count);
+  if (run.ok()) return std::vector<blockstore::BlockRun>{*run};
+  if (!run.status().IsNoSpace()) return run.status();
+  return blockstore.AllocateAny(block_count);
+}
+
+void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
+                                     std::span<const std::byte> data, WriteCompletion done) {
+  WEFT_ASSERT(done != nullptr);
+  Status status = ValidateRange("write", egroup_id, offset_bytes, data.size());
+  if (status.ok() && !metadata_failure.ok()) status = metadata_failure;
+  if (status.ok() && inflight_writes >= options.max_inflight_writes) {
+    status = Status::Busy(
+        fmt::format("disk {}: {} writes in flight (the limit)", disk_name, inflight_writes));
+  }
+  const uint32_t block_count = static_cast<uint32_t>(data.size() / kChecksumBlockBytes);
+  Result<std::vector<blockstore::BlockRun>> runs =
+      status.ok() ? AllocateBlocks(block_count) : Result<std::vector<blockstore::BlockRun>>(status);
+  if (!runs.ok()) {
+    CompleteLater(std::move(done), runs.status().WithContext(
+                                       fmt::format("disk {} egroup {}", disk_name, egroup_id)));
+    return;
+  }
+  auto write = std::make_unique<PendingWrite>();
+  write->egroup_id = egroup_id;
+  write->offset_bytes = offset_bytes;
+  write->done = std::move(done);
+  write->new_runs = std::move(*runs);
+  env::BlockDevice& device = blockstore.device();
+  write->data = data;
+  if (reinterpret_cast<uintptr_t>(data.data()) % device.alignment_bytes() != 0) {
+    write->bounce = device.AllocateBuffer(data.size());
+    std::memcpy(write->bounce.data(), data.data(), data.size());
+    write->data = std::span<const std::byte>(write->bounce.data(), data.size());
+  }
+  // Checksums are taken from the bytes that go to the device, before they go.
+  write->checksums.resize(block_count);
+  for (uint32_t index = 0; index < block_count; ++index) {
+    write->checksums[index] =
+        Crc32c(write->data.subspan(index * kChecksumBlockBytes, kChecksumBlockBytes));
+  }
+  ++inflight_writes;
+  ++egroups[egroup_id].inflight_writes;
+  PendingWrite* pending = write.get();
+  write_queue.push_back(std::move(write));
+
+  pending->device_writes_outstanding = static_cast<uint32_t>(pending->new_runs.size());
+  uint64_t data_offset_bytes = 0;
+  for (const blockstore::BlockRun& run : pending->new_runs) {
+    const uint64_t run_bytes = uint64_t{run.block_count} * kChecksumBlockBytes;
+    WEFT_ASSERT(run.first_block != 0 && run.end_block() <= device_block_count());
+    device.SubmitWrite(blockstore.BlockOffsetBytes(run.first_block),
+                       pending->data.subspan(data_offset_bytes, run_bytes),
+                       [this, pending](Status written) { OnDataWritten(pending, written); });
+    data_offset_bytes += run_bytes;
+  }
+  WEFT_ASSERT(data_offset_bytes == pending->data.size());
+  // The ALLOC records go out now, overlapping the data; the group's Flush makes both durable.
+  frees_unpersisted = false;  // This round carries any FREE records pending as well.
+  blockstore.PersistMetadata(
+      [this, pending](Status persisted) { OnWriteMetadataPersisted(pending, persisted); });
+}
+
+void ExtentStore::State::OnDataWritten(PendingWrite* write, Status status) {
+  WEFT_ASSERT(write->device_writes_outstanding > 0);
+  --write->device_writes_outstanding;
+  if (!status.ok() && write->status.ok()) {
+    write->status =
+        status.WithContext(fmt::format("disk {} egroup {} offset {}: data write", disk_name,
+                                       write->egroup_id, write->offset_bytes));
+  }
+  // The device contract: the buffer stays unmodified until the write completes.
+  WEFT_DASSERT(write->device_writes_outstanding > 0 || ChecksumsMatch(*write));
+  if (write->ready()) TryStartCommit();
+}
+
+void ExtentStore::State::OnWriteMetadataPersisted(PendingWrite* write, Status status) {
+  WEFT_ASSERT(!write->metadata_persisted);
+  write->metadata_persisted = true;
+  if (!status.ok() && write->status.ok()) {
+    write->status =
+        status.WithContext(fmt::format("disk {} egroup {} offset {}: allocation records", disk_name,
+                                       write->egroup_id, write->offset_bytes));
+  }
+  if (write->ready()) TryStartCommit();
+}
+
+void ExtentStore::State::TryStartCommit() {
+  if (commit_in_progress) return;
+  // The group is the longest prefix of the queue whose I/O is done: a write never commits before
+  // one submitted earlier, so overlapping writes land in submission order.
+  std::vector<std::unique_ptr<PendingWrite>> group;
+  while (!write_queue.empty() && write_queue.front()->ready() &&
+         group.size() < options.max_group_commit_writes) {
+    std::unique_ptr<PendingWrite> write = std::move(write_queue.front());
+    write_queue.pop_front();
+    if (!write->status.ok()) {
+      const Status failure = write->status;
+      FailWrite(std::move(write), failure);
+    } else if (!metadata_failure.ok()) {
+      FailWrite(std::move(write), metadata_failure);
+    } else {
+      group.push_back(std::move(write));
+    }
+  }
+  if (group.empty()) return;
+  commit_in_progress = true;
+  committing = std::move(group);
+  // Every write of the group completed before this call, so this flush covers their data, and
+  // their ALLOC records, whose PersistMetadata completed too.
+  blockstore.Flush([this](Status flushed) { OnGroupFlushed(std::move(flushed)); });
+}
+
+void ExtentStore::State::OnGroupFlushed(Status status) {
+  WEFT_ASSERT(commit_in_progress);
+  WEFT_ASSERT(!committing.empty());
+  std::vector<std::unique_ptr<PendingWrite>> group = std::move(committing);
+  committing.clear();
+  if (status.ok()) {
+    CommitGroup(std::move(group));
+  } else {
+    const Status failure = status.WithContext(fmt::format("disk {}: flush", disk_name));
+    for (std::unique_ptr<PendingWrite>& write : group) FailWrite(std::move(write), failure);
+  }
+  commit_in_progress = false;
+  TryStartCommit();  // Writes that became ready meanwhile form the next group.
+}
+
+namespace {
+
+// Loads (from RocksDB, or from what the group already composed) the rows of every slot `write`
+// touches. Nothing is changed on error.
+Status LoadRows(MetadataDb& metadata, const PendingWrite& write, GroupRows& rows) {
+  const uint64_t first_block = write.offset_bytes / kChecksumBlockBytes;
+  const uint32_t first_slot = static_cast<uint32_t>(first_block / format::kBlocksPerSlot);
+  const uint32_t last_slot =
+      static_cast<uint32_t>((first_block + write.block_count() - 1) / format::kBlocksPerSlot);
+  for (uint32_t slot = first_slot; slot <= last_slot; ++slot) {
+    const format::SlotAddress address{write.egroup_id, slot};
+    if (rows.slots.contains(address)) continue;
+    WEFT_ASSIGN_OR_RETURN(std::optional<format::SlotRows> stored, metadata.GetSlot(address));
+    rows.slots[address] = stored ? *stored : format::MakeEmptySlotRows(address);
+  }
+  return Status::Ok();
+}
+
+// Points the write's blocks at its new physical blocks; what they pointed at is replaced.
+void ApplyWrite(const PendingWrite& write, GroupRows& rows, uint32_t& written_block_count) {
+  const uint64_t first_block = write.offset_bytes / kChecksumBlockBytes;
+  uint32_t index = 0;
+  for (const blockstore::BlockRun& run : write.new_runs) {
+    for (uint32_t within_run = 0; within_run < run.block_count; ++within_run, ++index) {
+      const uint64_t egroup_block = first_block + index;
+      const format::SlotAddress address{
+          write.egroup_id, static_cast<uint32_t>(egroup_block / format::kBlocksPerSlot)};
+      format::SlotRows& slot = rows.slots.at(address);
+      const uint32_t entry = egroup_block % format::kBlocksPerSlot;
+      const uint64_t physical_block = run.first_block + within_run;
+      WEFT_ASSERT(physical_block != 0 && physical_block < kMaxDeviceBlocks);
+      if (slot.layout.entries[entry] != 0) {
+        rows.replaced_blocks.push_back(slot.layout.entries[entry]);
+      } else {
+        ++written_block_count;
+      }
+      slot.layout.entries[entry] = static_cast<uint32_t>(physical_block);
+      slot.checksums.entries[entry] = write.checksums[index];
+    }
+  }
+  WEFT_ASSERT(index == write.block_count());
+  WEFT_ASSERT(written_block_count <= format::kBlocksPerEgroup);
+}
+
+}  // namespace
+
+void ExtentStore::State::CommitGroup(std::vector<std::unique_ptr<PendingWrite>> group) {
+  GroupRows rows;
+  std::vector<std::unique_ptr<PendingWrite>> applied;
+  for (std::unique_ptr<PendingWrite>& write : group) {
+    // A row that fails its checks fails only the writes that touch it.
+    const Status loaded = LoadRows(*metadata, *write, rows);
+    if (!loaded.ok()) {
+      FailWrite(std::move(write), loaded);
+      continue;
+    }
+    auto [count, inserted] = rows.written_block_counts.try_emplace(write->egroup_id, 0);
+    if (inserted) count->second = egroups.at(write->egroup_id).written_block_count;
+    ApplyWrite(*write, rows, count->second);
+    applied.push_back(std::move(write));
+  }
+  if (applied.empty()) return;
+  MetadataBatch batch(*metadata);
+  for (const auto& [address, slot_rows] : rows.slots) batch.PutSlot(slot_rows);
+  for (const auto& [egroup_id, written_block_count] : rows.written_block_counts) {
+    batch.PutEgroup(format::MakeEgroupRow(egroup_id, written_block_count,
+                                          egroups.at(egroup_id).created_micros));
+  }
+  const Status committed = metadata->Commit(batch);
+  if (!committed.ok()) {
+    // Whether the batch reached the log is unknown: keep both the old and the new blocks (a
+    // leak the next open reclaims, never a freed block that a row still names).
+    metadata_failure = committed;
+    for (std::unique_ptr<PendingWrite>& write : applied) FinishWrite(std::move(write), committed);
+    return;
+  }
+  ++counters.group_commits;
+  for (const auto& [egroup_id, written_block_count] : rows.written_block_counts) {
+    egroups.at(egroup_id).written_block_count = written_block_count;
+  }
+  DeferFree(std::move(rows.replaced_blocks));
+  for (std::unique_ptr<PendingWrite>& write : applied) FinishWrite(std::move(write), Status::Ok());
+}
+
+void ExtentStore::State::FailWrite(std::unique_ptr<PendingWrite> write, Status status) {
+  WEFT_ASSERT(!status.ok());
+  WEFT_ASSERT(write->ready());  // No I/O of its own still touches the new blocks.
+  // No committed row names the new blocks, so they go straight back.
+  for (const blockstore::BlockRun& run : write->new_runs) blockstore.Free(run);
+  frees_unpersisted = true;
+  FinishWrite(std::move(write), std::move(status));
+}
+
+void ExtentStore::State::FinishWrite(std::unique_ptr<PendingWrite> write, Status status) {
+  WEFT_ASSERT(inflight_writes > 0);
+  --inflight_writes;
+  LiveEgroup& egroup = egroups.at(write->egroup_id);
+  WEFT_ASSERT(egroup.inflight_writes > 0);
+  --egroup.inflight_writes;
+  if (status.ok()) {
+    ++counters.writes;
+    counters.bytes_written += write->data.size();
+  }
+  CompleteLater(std::move(write->done), std::move(status));
+}
+
+}  // namespace weft::extent_store
