@@ -48,7 +48,7 @@ ExtentStore::~ExtentStore() {
   State& state = *state_;
   // Errors included: after a device crash every operation completes with IOError, so this ends.
   for (;;) {
-    state.MaybeStartMetadataSync();
+    state.MaybeStartMetadataSync(/*idle=*/true);
     if (state.Idle()) break;
     const size_t ran = Poll(/*wait=*/true);
     // Something must be in flight while not idle, or a completion was lost.
@@ -253,8 +253,10 @@ size_t ExtentStore::State::RunReadyCompletions() {
 size_t ExtentStore::Poll(bool wait) {
   State& state = *state_;
   size_t ran = state.RunReadyCompletions();
-  // Started before polling, so that Poll(wait=true) returns 0 only when nothing at all is left.
-  state.MaybeStartMetadataSync();
+  // About to block with nothing of our own in flight: a good moment to persist FREE records.
+  // Doing it while writes stream in would put an extra page write and flush in their way.
+  const bool idle = ran == 0 && state.write_queue.empty() && !state.commit_in_progress;
+  state.MaybeStartMetadataSync(idle);
   ran += state.blockstore.Poll(wait && ran == 0);
   ran += state.RunReadyCompletions();
   return ran;
@@ -262,7 +264,8 @@ size_t ExtentStore::Poll(bool wait) {
 
 bool ExtentStore::State::Idle() const {
   return inflight_writes == 0 && write_queue.empty() && !commit_in_progress &&
-         inflight_reads.empty() && !metadata_sync_in_progress && ready_completions.empty();
+         inflight_reads.empty() && !metadata_sync_in_progress && ready_completions.empty() &&
+         space_waiters.empty();
 }
 
 // ---- Deferred frees ----
@@ -311,25 +314,50 @@ void ExtentStore::State::FreeBlocks(std::vector<uint64_t> blocks) {
   }
 }
 
-void ExtentStore::State::MaybeStartMetadataSync() {
+bool ExtentStore::State::FreesOnTheirWay() const {
+  return frees_unpersisted || metadata_sync_in_progress || !deferred_frees.empty() ||
+         blockstore.stats().quarantined_blocks > 0;
+}
+
+void ExtentStore::State::MaybeStartMetadataSync(bool idle) {
   // FREE records normally ride along with the next write's PersistMetadata and group Flush.
-  // When no write follows, persist them here, so that freed blocks leave quarantine.
-  if (!frees_unpersisted || metadata_sync_in_progress || commit_in_progress) return;
-  if (!write_queue.empty()) return;
+  // They are persisted on their own when nothing else is going on, when writes wait for the
+  // space, or when free space is low (under 1/8 of the disk).
+  if (metadata_sync_in_progress || commit_in_progress) return;
+  const blockstore::BlockstoreStats stats = blockstore.stats();
+  // Writes waiting for space also need quarantined blocks whose FREE records are written but
+  // not yet flushed.
+  const bool waiters_need_flush = !space_waiters.empty() && stats.quarantined_blocks > 0;
+  if (!frees_unpersisted && !waiters_need_flush) return;
+  const bool low_space = stats.free_blocks < stats.data_blocks / 8;
+  if (!idle && space_waiters.empty() && !low_space) return;
   frees_unpersisted = false;
   metadata_sync_in_progress = true;
   blockstore.PersistMetadata([this](Status persisted) {
     if (!persisted.ok()) {
       // The FREE records stay unwritten: the blocks are leaked until the next open reclaims
-      // them, which is safe.
+      // them, which is safe. Waiting writes fail rather than wait for space that cannot come.
       metadata_sync_in_progress = false;
+      RetrySpaceWaiters(/*may_wait_again=*/false);
       return;
     }
     blockstore.Flush([this](Status flushed) {
-      flushed.IgnoreError();  // Same as above: an unflushed FREE is a leak, not a hazard.
+      // Same as above: an unflushed FREE is a leak, not a hazard.
       metadata_sync_in_progress = false;
+      RetrySpaceWaiters(/*may_wait_again=*/flushed.ok());
     });
   });
+}
+
+void ExtentStore::State::RetrySpaceWaiters(bool may_wait_again) {
+  // Each retry either allocates, waits again (more frees still on their way), or fails NoSpace.
+  std::deque<SpaceWaiter> waiters = std::move(space_waiters);
+  space_waiters.clear();
+  space_waiting_allowed = may_wait_again;
+  for (SpaceWaiter& waiter : waiters) {
+    SubmitWrite(waiter.egroup_id, waiter.offset_bytes, waiter.data, std::move(waiter.done));
+  }
+  space_waiting_allowed = true;
 }
 
 // ---- Shared helpers ----

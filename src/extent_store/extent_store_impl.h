@@ -109,6 +109,18 @@ struct ExtentStore::State {
   bool frees_unpersisted = false;           // Free() was called after the last PersistMetadata().
   bool metadata_sync_in_progress = false;
 
+  // Writes that found no free blocks while freed blocks were still on their way back (deferred,
+  // unpersisted or quarantined). They are retried when a metadata sync completes.
+  struct SpaceWaiter {
+    EgroupId egroup_id = 0;
+    uint64_t offset_bytes = 0;
+    std::span<const std::byte> data;
+    WriteCompletion done;
+  };
+  std::deque<SpaceWaiter> space_waiters;
+  static constexpr size_t kMaxSpaceWaiters = 1024;
+  bool space_waiting_allowed = true;  // False while retrying after a failed metadata sync.
+
   // User completions run by Poll(), never inside the call or the device completion that
   // produced them, so that a completion may call back into the store.
   std::deque<std::pair<std::function<void(Status)>, Status>> ready_completions;
@@ -128,7 +140,11 @@ struct ExtentStore::State {
   void DeferFree(std::vector<uint64_t> blocks);
   void ReleaseDeferredFrees();
   void FreeBlocks(std::vector<uint64_t> blocks);
-  void MaybeStartMetadataSync();
+  // Persists pending FREE records when the store is idle (`idle`), when writes wait for space,
+  // or when free space runs low; otherwise they ride along with the next write's round.
+  void MaybeStartMetadataSync(bool idle);
+  bool FreesOnTheirWay() const;
+  void RetrySpaceWaiters(bool may_wait_again);
   bool Idle() const;
   uint64_t device_block_count() const { return blockstore.block_count(); }
 

@@ -370,6 +370,63 @@ TEST(ExtentStoreFullDeviceTest, NoSpaceLosesNothing) {
   EXPECT_TRUE(WriteSync(store, 2, 0, data.span()).ok());
 }
 
+// Regression: with the disk nearly full, overwrites must wait for the blocks that earlier
+// overwrites freed (their FREE records become durable a little later) instead of failing.
+TEST(ExtentStoreFullDeviceTest, SustainedOverwritesOnANearlyFullDiskSucceed) {
+  TestDisk disk(/*size_bytes=*/8ull << 20);
+  ASSERT_TRUE(disk.FormatAndOpen().ok());
+  ExtentStore& store = disk.store();
+  Status status;
+  uint64_t seed = 0;
+  std::vector<std::pair<EgroupId, uint64_t>> filled;
+  for (EgroupId id = 1; status.ok() && id < 64; ++id) {
+    ASSERT_TRUE(store.CreateEgroup(id).ok());
+    for (uint64_t offset_bytes = 0; offset_bytes < kEgroupMaxBytes; offset_bytes += kBlock * 16) {
+      AlignedBuffer data = PatternBuffer(16 * kBlock, ++seed);
+      status = WriteSync(store, id, offset_bytes, data.span());
+      if (!status.ok()) break;
+      filled.emplace_back(id, offset_bytes);
+    }
+  }
+  ASSERT_EQ(status.code(), StatusCode::kNoSpace) << status.ToString();
+  Drain(store);
+  const uint64_t free_blocks = store.stats().blockstore.free_blocks;
+  ASSERT_LT(free_blocks, 16u);
+  // Eight overwrites in flight at a time, 400 in all, over a disk with < 16 free blocks.
+  std::map<std::pair<EgroupId, uint64_t>, AlignedBuffer> latest;
+  std::mt19937_64 random(7);
+  uint32_t in_flight = 0;
+  uint32_t failures = 0;
+  std::deque<AlignedBuffer> buffers;
+  for (int issued = 0; issued < 400 || in_flight > 0;) {
+    while (issued < 400 && in_flight < 8) {
+      const auto& [id, offset_bytes] = filled[random() % filled.size()];
+      AlignedBuffer data = PatternBuffer(kBlock, ++seed);
+      const std::span<const std::byte> bytes = data.span();
+      latest.insert_or_assign({id, offset_bytes}, PatternBuffer(kBlock, seed));
+      buffers.push_back(std::move(data));
+      ++in_flight;
+      ++issued;
+      store.Write(id, offset_bytes, bytes, [&](Status written) {
+        --in_flight;
+        if (!written.ok()) {
+          ++failures;
+          ADD_FAILURE() << written.ToString();
+        }
+      });
+    }
+    store.Poll(/*wait=*/true);
+  }
+  EXPECT_EQ(failures, 0u);
+  for (const auto& [where, contents] : latest) {
+    AlignedBuffer buffer(kBlock);
+    ASSERT_TRUE(ReadSync(store, where.first, where.second, buffer.span()).ok());
+    EXPECT_TRUE(SameBytes(buffer.span(), contents.span()));
+  }
+  Drain(store);
+  EXPECT_EQ(store.stats().blockstore.free_blocks, free_blocks);  // Nothing leaked.
+}
+
 TEST(ExtentStoreMetadataTest, MetadataOfAnotherBlockstoreIsRefused) {
   TestDisk first;
   ASSERT_TRUE(first.FormatAndOpen().ok());

@@ -68,8 +68,24 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
         fmt::format("disk {}: {} writes in flight (the limit)", disk_name, inflight_writes));
   }
   const uint32_t block_count = static_cast<uint32_t>(data.size() / kChecksumBlockBytes);
+  if (status.ok() && !space_waiters.empty()) {
+    // Writes apply in submission order: nothing may overtake a write waiting for space.
+    if (space_waiters.size() < kMaxSpaceWaiters) {
+      space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done)});
+      return;
+    }
+    status = Status::Busy(fmt::format("disk {}: {} writes waiting for free space (the limit)",
+                                      disk_name, space_waiters.size()));
+  }
   Result<std::vector<blockstore::BlockRun>> runs =
       status.ok() ? AllocateBlocks(block_count) : Result<std::vector<blockstore::BlockRun>>(status);
+  if (!runs.ok() && runs.status().IsNoSpace() && space_waiting_allowed && FreesOnTheirWay() &&
+      metadata_failure.ok() && space_waiters.size() < kMaxSpaceWaiters) {
+    // Blocks freed by earlier overwrites come back once their FREE records are durable: wait
+    // for that instead of failing a write the disk will have room for.
+    space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done)});
+    return;
+  }
   if (!runs.ok()) {
     CompleteLater(std::move(done), runs.status().WithContext(
                                        fmt::format("disk {} egroup {}", disk_name, egroup_id)));
