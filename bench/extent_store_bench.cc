@@ -352,6 +352,17 @@ Result<Measurement> MeasureWeft(env::UringDevice& device, const Workload& worklo
   Result<Measurement> measurement =
       RunClosedLoop(workload.queue_depth, flags.seconds, issue, [&] { store.Poll(/*wait=*/true); });
   buffers.clear();
+  // How the work was batched: the figures that explain a write result.
+  const extent_store::ExtentStoreStats stats = store.stats();
+  std::fprintf(stderr,
+               "weft %s: %lu writes in %lu group commits (%.1f per commit), %lu journal pages, "
+               "%lu checkpoints, %lu flushes\n",
+               workload.name.c_str(), static_cast<unsigned long>(stats.writes),
+               static_cast<unsigned long>(stats.group_commits),
+               stats.group_commits ? double(stats.writes) / double(stats.group_commits) : 0.0,
+               static_cast<unsigned long>(stats.blockstore.journal_pages_written),
+               static_cast<unsigned long>(stats.blockstore.checkpoints_written),
+               static_cast<unsigned long>(stats.blockstore.flushes));
   const Status closed = CloseWeftStack(stack);
   if (!measurement.ok()) return measurement;
   if (!closed.ok()) return closed;

@@ -5,6 +5,8 @@
 #include <rocksdb/options.h>
 #include <spdlog/spdlog.h>
 
+#include "extent_store/zeroed_wal_file_system.h"
+
 namespace weft::extent_store {
 
 namespace {
@@ -87,8 +89,15 @@ MetadataDb::MetadataDb(std::string path, std::string disk_name, rocksdb::Env* en
 Result<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& path, rocksdb::Env* env,
                                                      std::string disk_name) {
   if (path.empty()) return Status::InvalidArgument("extent store metadata_path is empty");
-  if (env == nullptr) env = rocksdb::Env::Default();
+  // On the default (POSIX) env the WAL is zero-filled ahead (zeroed_wal_file_system.h); a
+  // caller-supplied env (tests: memory) is used as it is.
+  std::unique_ptr<rocksdb::Env> owned_env;
+  if (env == nullptr) {
+    owned_env = rocksdb::NewCompositeEnv(NewZeroedWalFileSystem(rocksdb::FileSystem::Default()));
+    env = owned_env.get();
+  }
   std::unique_ptr<MetadataDb> metadata(new MetadataDb(path, std::move(disk_name), env));
+  metadata->owned_env_ = std::move(owned_env);
 
   rocksdb::DBOptions db_options;
   db_options.env = env;

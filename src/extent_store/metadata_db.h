@@ -97,6 +97,7 @@ class MetadataDb {
   std::string path_;
   std::string disk_name_;
   rocksdb::Env* env_;
+  std::unique_ptr<rocksdb::Env> owned_env_;  // Declared before db_: destroyed after it.
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // Owned; destroyed before db_.
   rocksdb::ColumnFamilyHandle* default_family_ = nullptr;
