@@ -92,10 +92,17 @@ struct ExtentStore::State {
   std::map<EgroupId, LiveEgroup> egroups;
 
   // Write path. `write_queue` holds accepted writes in arrival order until their group commits;
-  // `committing` is the group between its Flush and its RocksDB batch.
+  // `flushing_groups` are the groups between their Flush and their RocksDB batch, in commit
+  // order: at most two, the one whose flush completed (committing) and the next, whose flush
+  // runs in the kernel while the first one's batch is written (pipelining).
   std::deque<std::unique_ptr<PendingWrite>> write_queue;
-  std::vector<std::unique_ptr<PendingWrite>> committing;
-  bool commit_in_progress = false;
+  struct CommitGroupState {
+    std::vector<std::unique_ptr<PendingWrite>> writes;
+    bool flushed = false;
+    Status flush_status;
+  };
+  std::deque<std::unique_ptr<CommitGroupState>> flushing_groups;
+  bool commit_in_progress = false;  // flushing_groups is not empty.
   uint32_t inflight_writes = 0;
   // Sticky: after a metadata write failed, whether it reached the log is unknown, so nothing
   // more is written (RocksDB itself stops accepting writes after a log sync error).
@@ -155,7 +162,9 @@ struct ExtentStore::State {
   void OnDataWritten(PendingWrite* write, Status status);
   void OnWriteMetadataPersisted(PendingWrite* write, Status status);
   void TryStartCommit();
-  void OnGroupFlushed(Status status);
+  // Takes the longest ready prefix of the write queue as a group and submits its Flush.
+  void StartGroupFlush();
+  void OnGroupFlushed(CommitGroupState* group, Status status);
   void CommitGroup(std::vector<std::unique_ptr<PendingWrite>> group);
   void FailWrite(std::unique_ptr<PendingWrite> write, Status status);
   void FinishWrite(std::unique_ptr<PendingWrite> write, Status status);

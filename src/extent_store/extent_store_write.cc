@@ -156,12 +156,18 @@ void ExtentStore::State::OnWriteMetadataPersisted(PendingWrite* write, Status st
 }
 
 void ExtentStore::State::TryStartCommit() {
+  // While a group is flushing, the next one forms when that flush completes (OnGroupFlushed):
+  // waiting gathers more writes into it than starting one per ready write would.
   if (commit_in_progress) return;
+  StartGroupFlush();
+}
+
+void ExtentStore::State::StartGroupFlush() {
   // The group is the longest prefix of the queue whose I/O is done: a write never commits before
   // one submitted earlier, so overlapping writes land in submission order.
-  std::vector<std::unique_ptr<PendingWrite>> group;
+  auto group = std::make_unique<CommitGroupState>();
   while (!write_queue.empty() && write_queue.front()->ready() &&
-         group.size() < options.max_group_commit_writes) {
+         group->writes.size() < options.max_group_commit_writes) {
     std::unique_ptr<PendingWrite> write = std::move(write_queue.front());
     write_queue.pop_front();
     if (!write->status.ok()) {
@@ -170,29 +176,46 @@ void ExtentStore::State::TryStartCommit() {
     } else if (!metadata_failure.ok()) {
       FailWrite(std::move(write), metadata_failure);
     } else {
-      group.push_back(std::move(write));
+      group->writes.push_back(std::move(write));
     }
   }
-  if (group.empty()) return;
+  if (group->writes.empty()) return;
+  WEFT_ASSERT(flushing_groups.size() < 2);
+  CommitGroupState* flushing = group.get();
+  flushing_groups.push_back(std::move(group));
   commit_in_progress = true;
-  committing = std::move(group);
   // Every write of the group completed before this call, so this flush covers their data, and
   // their ALLOC records, whose PersistMetadata completed too.
-  blockstore.Flush([this](Status flushed) { OnGroupFlushed(std::move(flushed)); });
+  blockstore.Flush(
+      [this, flushing](Status flushed) { OnGroupFlushed(flushing, std::move(flushed)); });
 }
 
-void ExtentStore::State::OnGroupFlushed(Status status) {
+void ExtentStore::State::OnGroupFlushed(CommitGroupState* group, Status status) {
   WEFT_ASSERT(commit_in_progress);
-  WEFT_ASSERT(!committing.empty());
-  std::vector<std::unique_ptr<PendingWrite>> group = std::move(committing);
-  committing.clear();
-  if (status.ok()) {
-    CommitGroup(std::move(group));
-  } else {
-    const Status failure = status.WithContext(fmt::format("disk {}: flush", disk_name));
-    for (std::unique_ptr<PendingWrite>& write : group) FailWrite(std::move(write), failure);
+  WEFT_ASSERT(!group->flushed);
+  group->flushed = true;
+  group->flush_status = std::move(status);
+  // Groups commit in the order they were formed; a later group whose flush finished first
+  // waits for the earlier one.
+  while (!flushing_groups.empty() && flushing_groups.front()->flushed) {
+    std::unique_ptr<CommitGroupState> front = std::move(flushing_groups.front());
+    flushing_groups.pop_front();
+    // Start the next group's flush before this group's (blocking) RocksDB batch, so that the
+    // device flushes while RocksDB syncs its log.
+    if (flushing_groups.empty()) StartGroupFlush();
+    if (!front->flush_status.ok() || !metadata_failure.ok()) {
+      const Status failure =
+          !front->flush_status.ok()
+              ? front->flush_status.WithContext(fmt::format("disk {}: flush", disk_name))
+              : metadata_failure;
+      for (std::unique_ptr<PendingWrite>& write : front->writes) {
+        FailWrite(std::move(write), failure);
+      }
+    } else {
+      CommitGroup(std::move(front->writes));
+    }
   }
-  commit_in_progress = false;
+  commit_in_progress = !flushing_groups.empty();
   TryStartCommit();  // Writes that became ready meanwhile form the next group.
 }
 
