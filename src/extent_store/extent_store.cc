@@ -232,6 +232,8 @@ ExtentStoreStats ExtentStore::stats() const {
   ExtentStoreStats stats = state_->counters;
   stats.egroups = state_->egroups.size();
   stats.blockstore = state_->blockstore.stats();
+  stats.metadata_cache_hits = state_->metadata->slot_cache().hits();
+  stats.metadata_cache_misses = state_->metadata->slot_cache().misses();
   return stats;
 }
 

@@ -10,6 +10,7 @@
 #include "base/crc32c.h"
 #include "extent_store/extent_store_test_util.h"
 #include "extent_store/metadata_format.h"
+#include "extent_store/slot_row_cache.h"
 
 namespace weft::extent_store {
 namespace {
@@ -425,6 +426,55 @@ TEST(ExtentStoreFullDeviceTest, SustainedOverwritesOnANearlyFullDiskSucceed) {
   }
   Drain(store);
   EXPECT_EQ(store.stats().blockstore.free_blocks, free_blocks);  // Nothing leaked.
+}
+
+TEST(SlotRowCacheTest, EvictsLeastRecentlyUsedAndUpdatesInPlace) {
+  SlotRowCache cache;
+  const format::SlotAddress first{1, 0};
+  EXPECT_EQ(cache.Find(first), nullptr);
+  format::SlotRows rows = format::MakeEmptySlotRows(first);
+  rows.layout.entries[3] = 77;
+  cache.Put(first, rows);
+  ASSERT_NE(cache.Find(first), nullptr);
+  EXPECT_EQ((*cache.Find(first))->layout.entries[3], 77u);
+  rows.layout.entries[3] = 78;
+  cache.Put(first, rows);
+  EXPECT_EQ((*cache.Find(first))->layout.entries[3], 78u);
+  cache.Put({1, 1}, std::nullopt);  // Unwritten slots are cached as such.
+  ASSERT_NE(cache.Find({1, 1}), nullptr);
+  EXPECT_FALSE(cache.Find({1, 1})->has_value());
+  // Fill past capacity: `first` was used last, so the others go first.
+  for (uint64_t egroup = 2; cache.size() < SlotRowCache::kCapacityEntries; ++egroup) {
+    cache.Put({egroup, 0}, std::nullopt);
+  }
+  cache.Find(first);
+  cache.Put({1ull << 40, 0}, std::nullopt);
+  EXPECT_EQ(cache.size(), SlotRowCache::kCapacityEntries);
+  EXPECT_NE(cache.Find(first), nullptr);
+  EXPECT_EQ(cache.Find({1, 1}), nullptr);  // The least recently used entry was evicted.
+  cache.Erase(first);
+  EXPECT_EQ(cache.Find(first), nullptr);
+}
+
+TEST_F(ExtentStoreTest, MetadataCacheServesRereadsAndStaysCoherent) {
+  ASSERT_TRUE(store().CreateEgroup(1).ok());
+  AlignedBuffer first = PatternBuffer(8 * kBlock, 1);
+  ASSERT_TRUE(WriteSync(store(), 1, 0, first.span()).ok());
+  AlignedBuffer buffer(8 * kBlock);
+  ASSERT_TRUE(ReadSync(store(), 1, 0, buffer.span()).ok());
+  const uint64_t hits_before = store().stats().metadata_cache_hits;
+  ASSERT_TRUE(ReadSync(store(), 1, 0, buffer.span()).ok());
+  EXPECT_GT(store().stats().metadata_cache_hits, hits_before);
+  // An overwrite and a delete must be visible through the cache.
+  AlignedBuffer second = PatternBuffer(8 * kBlock, 2);
+  ASSERT_TRUE(WriteSync(store(), 1, 0, second.span()).ok());
+  ASSERT_TRUE(ReadSync(store(), 1, 0, buffer.span()).ok());
+  EXPECT_TRUE(SameBytes(buffer.span(), second.span()));
+  Drain(store());
+  ASSERT_TRUE(store().DeleteEgroup(1).ok());
+  ASSERT_TRUE(store().CreateEgroup(1).ok());
+  ASSERT_TRUE(ReadSync(store(), 1, 0, buffer.span()).ok());
+  EXPECT_TRUE(SameBytes(buffer.span(), AlignedBuffer(8 * kBlock).span()));
 }
 
 TEST(ExtentStoreMetadataTest, MetadataOfAnotherBlockstoreIsRefused) {

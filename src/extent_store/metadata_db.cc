@@ -67,9 +67,11 @@ void MetadataBatch::PutSlot(const format::SlotRows& rows) {
   WEFT_ASSERT(status.ok());
   status = batch_.Put(db_.checksums_family_, key, format::EncodeBlockMapRow(rows.checksums));
   WEFT_ASSERT(status.ok());
+  slot_puts_.push_back(rows);
 }
 
 void MetadataBatch::DeleteEgroup(EgroupId egroup_id) {
+  egroup_deletes_.push_back(egroup_id);
   rocksdb::Status status = batch_.Delete(db_.egroups_family_, format::EgroupKey(egroup_id));
   WEFT_ASSERT(status.ok());
   for (uint32_t slot = 0; slot < format::kSlotsPerEgroup; ++slot) {
@@ -206,10 +208,14 @@ Result<format::SlotRows> MetadataDb::DecodeSlotRows(format::SlotAddress address,
 }
 
 Result<std::optional<format::SlotRows>> MetadataDb::GetSlot(format::SlotAddress address) {
+  if (const std::optional<format::SlotRows>* cached = slot_cache_.Find(address)) return *cached;
   const std::string key = format::SlotKey(address.egroup_id, address.slot);
   WEFT_ASSIGN_OR_RETURN(std::optional<std::string> layout_value, Get(layout_family_, key));
   WEFT_ASSIGN_OR_RETURN(std::optional<std::string> checksums_value, Get(checksums_family_, key));
-  if (!layout_value && !checksums_value) return std::optional<format::SlotRows>();
+  if (!layout_value && !checksums_value) {
+    slot_cache_.Put(address, std::nullopt);
+    return std::optional<format::SlotRows>();
+  }
   if (!layout_value || !checksums_value) {
     return RowError(Status::Corruption(layout_value ? "layout row without its checksums row"
                                                     : "checksums row without its layout row"),
@@ -217,6 +223,7 @@ Result<std::optional<format::SlotRows>> MetadataDb::GetSlot(format::SlotAddress 
   }
   WEFT_ASSIGN_OR_RETURN(format::SlotRows rows,
                         DecodeSlotRows(address, *layout_value, *checksums_value));
+  slot_cache_.Put(address, rows);
   return std::optional<format::SlotRows>(rows);
 }
 
@@ -289,6 +296,20 @@ Status MetadataDb::Commit(MetadataBatch& batch) {
   WEFT_ASSERT(&batch.db_ == this);
   WEFT_ASSERT(batch.count() > 0);
   const rocksdb::Status status = db_->Write(SyncedWrite(), &batch.batch_);
+  for (EgroupId egroup_id : batch.egroup_deletes_) {
+    for (uint32_t slot = 0; slot < format::kSlotsPerEgroup; ++slot) {
+      slot_cache_.Erase({egroup_id, slot});
+    }
+  }
+  for (const format::SlotRows& rows : batch.slot_puts_) {
+    const format::SlotAddress address{rows.layout.egroup_id, rows.layout.slot};
+    // Whether a failed batch reached the log is unknown: forget the rows, read them again.
+    if (status.ok()) {
+      slot_cache_.Put(address, rows);
+    } else {
+      slot_cache_.Erase(address);
+    }
+  }
   if (!status.ok()) return Translate(status, "commit");
   return Status::Ok();
 }

@@ -19,6 +19,7 @@
 
 #include "base/status.h"
 #include "extent_store/metadata_format.h"
+#include "extent_store/slot_row_cache.h"
 
 namespace weft::extent_store {
 
@@ -42,6 +43,9 @@ class MetadataBatch {
   friend class MetadataDb;
   MetadataDb& db_;
   rocksdb::WriteBatch batch_;
+  // What the batch writes, for the slot-row cache once the commit's outcome is known.
+  std::vector<format::SlotRows> slot_puts_;
+  std::vector<EgroupId> egroup_deletes_;
 };
 
 class MetadataDb {
@@ -80,6 +84,7 @@ class MetadataDb {
   uint64_t NowMicros() const;
 
   const std::string& path() const { return path_; }
+  const SlotRowCache& slot_cache() const { return slot_cache_; }
   const std::string& disk_name() const { return disk_name_; }
 
  private:
@@ -104,6 +109,7 @@ class MetadataDb {
   rocksdb::ColumnFamilyHandle* egroups_family_ = nullptr;
   rocksdb::ColumnFamilyHandle* layout_family_ = nullptr;
   rocksdb::ColumnFamilyHandle* checksums_family_ = nullptr;
+  SlotRowCache slot_cache_;
 };
 
 }  // namespace weft::extent_store

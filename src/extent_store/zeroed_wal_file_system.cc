@@ -53,7 +53,8 @@ class ZeroedWalFile final : public rocksdb::FSWritableFileOwnerWrapper {
     static const std::vector<char> zeros(kZeroWriteBytes, 0);
     // Never zero what the writer already wrote: start at the larger of the two.
     for (uint64_t offset = zeroed_bytes_; offset < new_zeroed; offset += kZeroWriteBytes) {
-      const ssize_t written = ::pwrite(fd, zeros.data(), kZeroWriteBytes, static_cast<off_t>(offset));
+      const ssize_t written =
+          ::pwrite(fd, zeros.data(), kZeroWriteBytes, static_cast<off_t>(offset));
       if (written != static_cast<ssize_t>(kZeroWriteBytes)) {
         const int error = written < 0 ? errno : EIO;
         ::close(fd);

@@ -12,9 +12,9 @@
 // zeroed_wal_file_system_test.cc, which kills a writer process and reopens.
 #pragma once
 
-#include <memory>
-
 #include <rocksdb/file_system.h>
+
+#include <memory>
 
 namespace weft::extent_store {
 
