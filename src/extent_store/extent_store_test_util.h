@@ -40,8 +40,8 @@ class TestDisk {
     blockstore_.reset();
   }
 
-  Status FormatAndOpen() {
-    WEFT_RETURN_IF_ERROR(blockstore::Blockstore::Format(fault_, blockstore::FormatOptions{}));
+  Status FormatAndOpen(const blockstore::FormatOptions& format_options = {}) {
+    WEFT_RETURN_IF_ERROR(blockstore::Blockstore::Format(fault_, format_options));
     WEFT_RETURN_IF_ERROR(OpenBlockstore());
     return OpenStore();
   }
