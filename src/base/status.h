@@ -137,4 +137,4 @@ class [[nodiscard]] Result {
   auto WEFT_STATUS_CONCAT(weft_result_, __LINE__) = (expression); \
   if (!WEFT_STATUS_CONCAT(weft_result_, __LINE__).ok())           \
     return WEFT_STATUS_CONCAT(weft_result_, __LINE__).status();   \
-  lhs = std::move(WEFT_STATUS_CONCAT(weft_result_, __LINE__)).value()
+  lhs = std::move(WEFT_STATUS_CONCAT(weft_result_, __LINE__)).value()  // NOLINT: a declaration

@@ -18,7 +18,7 @@ inline constexpr uint64_t kJournalPageMagic = 0x4C4E524A54464557ull;  // "WEFTJR
 
 // The second superblock copy sits at this byte offset, whatever the block size, so that it can
 // be found when the first copy (and with it the block size) is unreadable.
-inline constexpr uint64_t kSecondSuperblockOffsetBytes = 64 * 1024;
+inline constexpr uint64_t kSecondSuperblockOffsetBytes = 64ull * 1024;
 inline constexpr uint32_t kMinBlockSizeBytes = 4096;
 inline constexpr uint32_t kMaxBlockSizeBytes = 64 * 1024;
 

@@ -351,7 +351,7 @@ void FileLayerImpl::RunSyncWaiters(File& file) {
   ++file.syncs_in_flight;
   const FileId id = file.id;
   const uint64_t size_bytes = file.size_bytes;
-  auto finish = [this, id, waiters](Status status) {
+  auto finish = [this, id, waiters](const Status& status) {
     File* synced = Find(id);
     WEFT_ASSERT(synced != nullptr && synced->syncs_in_flight > 0);
     --synced->syncs_in_flight;

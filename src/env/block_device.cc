@@ -38,7 +38,11 @@ Status RunSync(BlockDevice& device, SubmitFunction submit) {
     result = std::move(status);
     done = true;
   });
-  while (!done) device.Poll(/*wait=*/true);
+  while (!done) {
+    // A device that has nothing in flight and runs nothing lost the completion: a bug.
+    const size_t ran = device.Poll(/*wait=*/true);
+    WEFT_ASSERT(ran > 0 || device.inflight_count() > 0 || done);
+  }
   return result;
 }
 

@@ -36,7 +36,7 @@ class MemoryDevice final : public BlockDevice {
   void Resize(uint64_t size_bytes);
 
  private:
-  static constexpr uint64_t kChunkBytes = 64 * 1024;
+  static constexpr uint64_t kChunkBytes = 64ull * 1024;
   enum class OperationType { kRead, kWrite, kFlush, kDiscard };
   struct Operation {
     OperationType type;
