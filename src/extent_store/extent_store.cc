@@ -260,7 +260,9 @@ size_t ExtentStore::Poll(bool wait) {
   const bool idle = ran == 0 && state.write_queue.empty() && !state.commit_in_progress;
   state.MaybeStartMetadataSync(idle);
   ran += state.blockstore.Poll(wait && ran == 0);
-  ran += state.RunReadyCompletions();
+  // Completions that became ready in there run at the start of the next Poll (which then does
+  // not block), not here: a crash can then fall between a commit and its acknowledgement, which
+  // the crash loop needs to show that such writes are all-or-nothing too.
   return ran;
 }
 
