@@ -432,6 +432,15 @@ Result<BlockRun> Blockstore::State::FindFreeRun(uint32_t count, uint64_t start_h
                   block_count - data_start - allocated_data_blocks - quarantined_blocks));
 }
 
+bool Blockstore::State::OverlapsFileRun(const BlockRun& run) const {
+  for (const auto& [id, file] : files) {
+    for (const BlockRun& owned : file.runs) {
+      if (owned.first_block < run.end_block() && run.first_block < owned.end_block()) return true;
+    }
+  }
+  return false;
+}
+
 bool Blockstore::State::TryAllocateAt(uint64_t first, uint32_t count) {
   if (!InDataArea(first, count)) return false;
   if (!allocated.AllClear(first, count) || !quarantine.AllClear(first, count)) return false;
@@ -510,6 +519,9 @@ Result<std::vector<BlockRun>> Blockstore::AllocateAny(uint64_t block_count) {
 void Blockstore::Free(const BlockRun& run) {
   WEFT_ASSERT(state_->InDataArea(run.first_block, run.block_count));
   WEFT_ASSERT(state_->allocated.AllSet(run.first_block, run.block_count));
+  // A client freeing file blocks would corrupt a file; checking costs a walk of every file's
+  // runs, so only debug builds do it.
+  WEFT_DASSERT(!state_->OverlapsFileRun(run));
   state_->AppendLiveRecord(format::RecordType::kFree, 0, run.first_block, run.block_count);
 }
 

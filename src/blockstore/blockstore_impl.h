@@ -110,6 +110,7 @@ struct Blockstore::State {
   bool InDataArea(uint64_t first, uint64_t count) const;
   Result<BlockRun> FindFreeRun(uint32_t block_count, uint64_t start_hint);
   bool TryAllocateAt(uint64_t first, uint32_t count);
+  bool OverlapsFileRun(const BlockRun& run) const;
   void MarkAllocated(const BlockRun& run);
   void ReleaseToQuarantine(const BlockRun& run, bool live);
   void ReleaseQuarantine(const std::vector<BlockRun>& runs);
