@@ -58,14 +58,17 @@ TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
       WriteUntilKilled(path, next_index, pipe_fds[1]);
     }
     close(pipe_fds[1]);
-    usleep(50'000 + random() % 250'000);
+    // Wait for the first acknowledgement (a slow machine may take a while to open the DB), then
+    // let the writer run for a random time before killing it.
+    uint32_t index = 0;
+    uint32_t acknowledged = 0;
+    bool any = read(pipe_fds[0], &index, sizeof(index)) == sizeof(index);
+    if (any) acknowledged = index;
+    usleep(20'000 + random() % 250'000);
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited early with " << WEXITSTATUS(status);
-    uint32_t index = 0;
-    uint32_t acknowledged = 0;
-    bool any = false;
     while (read(pipe_fds[0], &index, sizeof(index)) == sizeof(index)) {
       acknowledged = index;
       any = true;
