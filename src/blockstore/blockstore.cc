@@ -372,6 +372,12 @@ size_t Blockstore::Poll(bool wait) {
   return ran + state_->device->Poll(may_wait);
 }
 
+size_t Blockstore::PollUntilWoken() {
+  const size_t ran = Poll(/*wait=*/false);
+  if (ran > 0) return ran;
+  return state_->device->PollUntilWoken();
+}
+
 Status Blockstore::State::RunUntil(const bool& done) {
   while (!done) {
     while (!deferred.empty()) {

@@ -134,6 +134,8 @@ class Blockstore {
   // that produced them (e.g. PersistMetadata with nothing to write). Users of a blockstore poll
   // through this, never through device().Poll(), or such completions never run.
   size_t Poll(bool wait);
+  // Poll that also waits, when nothing is in flight, for BlockDevice::Wake() from another thread.
+  size_t PollUntilWoken();
 
   struct State;  // Implementation (blockstore_impl.h); public so the file layer can share it.
 

@@ -27,6 +27,26 @@ Status ValidateRequest(const BlockDevice& device, uint64_t offset_bytes, uint64_
   return Status::Ok();
 }
 
+void BlockDevice::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    woken_ = true;
+  }
+  wake_condition_.notify_one();
+}
+
+size_t BlockDevice::PollUntilWoken() {
+  // This default serves devices whose Poll(true) never blocks for long: poll if anything is
+  // ready or in flight, otherwise sleep until Wake().
+  const size_t ran = Poll(/*wait=*/false);
+  if (ran > 0) return ran;
+  if (inflight_count() > 0) return Poll(/*wait=*/true);
+  std::unique_lock<std::mutex> lock(wake_mutex_);
+  wake_condition_.wait(lock, [this] { return woken_; });
+  woken_ = false;
+  return 0;
+}
+
 namespace {
 
 // Submits via `submit`, then polls until its completion has run.

@@ -17,7 +17,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <string>
 
@@ -56,9 +58,23 @@ class BlockDevice {
   // Operations submitted whose completion has not run yet.
   virtual size_t inflight_count() const = 0;
 
+  // Waking the owner thread from another thread (a RocksDB commit running on a helper thread).
+  // Wake() is the one thread-safe method: it makes PollUntilWoken() return, and a Poll(true)
+  // that is blocked on I/O return early. PollUntilWoken() is Poll(true) that also blocks when
+  // nothing is in flight, until I/O completes or Wake() is called (a Wake() since the last
+  // return counts). The default, for devices whose Poll never blocks (memory, fault-injecting
+  // over memory), waits on a condition variable.
+  virtual void Wake();
+  virtual size_t PollUntilWoken();
+
   // An aligned buffer suited to this device (registered with io_uring when the device has a
   // registered arena with room; otherwise a plain heap buffer). Size is rounded to alignment.
   virtual AlignedBuffer AllocateBuffer(size_t size_bytes) { return AlignedBuffer(size_bytes); }
+
+ private:
+  std::mutex wake_mutex_;
+  std::condition_variable wake_condition_;
+  bool woken_ = false;  // Guarded by wake_mutex_.
 };
 
 // Checks a request against the contract above; returns InvalidArgument naming the problem.

@@ -435,4 +435,13 @@ uint64_t FaultInjectingDevice::flush_count() const { return state_->flush_count;
 
 uint64_t FaultInjectingDevice::write_count() const { return state_->write_count; }
 
+void FaultInjectingDevice::Wake() { state_->inner.Wake(); }
+
+size_t FaultInjectingDevice::PollUntilWoken() {
+  // Completions held here are ready at once; otherwise wait as the inner device does.
+  const size_t ran = Poll(/*wait=*/false);
+  if (ran > 0) return ran;
+  return state_->inner.PollUntilWoken() + Poll(/*wait=*/false);
+}
+
 }  // namespace weft::env

@@ -55,6 +55,8 @@ class FaultInjectingDevice final : public BlockDevice {
   void SubmitDiscard(uint64_t offset_bytes, uint64_t length_bytes, IoCompletion done) override;
   size_t Poll(bool wait) override;
   size_t inflight_count() const override;
+  void Wake() override;
+  size_t PollUntilWoken() override;
 
   // Simulates power loss now (see the model above). Returns how many sectors had unsynced data.
   uint64_t Crash(CrashMode mode = CrashMode::kTearRandomly);

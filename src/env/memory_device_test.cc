@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 namespace weft::env {
@@ -182,6 +185,23 @@ TEST(MemoryDeviceTest, ResizeChangesTheSizeAndLosesBytesBeyondTheNewEnd) {
   EXPECT_TRUE(AllBytesAre(read.span().first(shrunk_bytes), 0x33));
   EXPECT_TRUE(AllBytesAre(read.span().subspan(shrunk_bytes), 0))
       << "bytes cut off by a shrink came back after growing";
+}
+
+TEST(MemoryDeviceWakeTest, WakeFromAnotherThreadEndsPollUntilWoken) {
+  MemoryDevice device("memory:wake", 1 << 20);
+  device.Wake();
+  EXPECT_EQ(device.PollUntilWoken(), 0u);
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    device.Wake();
+  });
+  EXPECT_EQ(device.PollUntilWoken(), 0u);
+  waker.join();
+  bool done = false;
+  AlignedBuffer data(4096);
+  device.SubmitWrite(0, data.span(), [&](Status status) { done = status.ok(); });
+  EXPECT_EQ(device.PollUntilWoken(), 1u);  // Ready work runs without waiting for a wake.
+  EXPECT_TRUE(done);
 }
 
 }  // namespace

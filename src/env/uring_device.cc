@@ -5,6 +5,7 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -179,8 +180,15 @@ struct UringDevice::State {
   uint32_t poll_depth = 0;      // Poll() frames on the stack; submission is batched inside.
   bool submit_pending = false;  // SQEs prepared but not yet handed to the kernel.
   uint64_t fixed_buffer_io_count = 0;
+  // Wake(): another thread writes wake_fd; a read of it stays armed in the ring (outside
+  // ring_count: it is not an operation of the device's user).
+  int wake_fd = -1;
+  uint64_t wake_value = 0;
+  bool wake_armed = false;
+  bool woken = false;
 
   ~State();
+  void ArmWake();
 
   std::unique_ptr<Request> NewRequest(OperationType type);
   void Recycle(std::unique_ptr<Request> request);
@@ -212,6 +220,7 @@ UringDevice::State::~State() {
   // Exiting the ring drops the registered file and buffers with it.
   if (ring_initialized) io_uring_queue_exit(&ring);
   if (fd >= 0) ::close(fd);
+  if (wake_fd >= 0) ::close(wake_fd);
 }
 
 std::unique_ptr<Request> UringDevice::State::NewRequest(OperationType type) {
@@ -337,6 +346,11 @@ size_t UringDevice::State::ReapCompletions() {
     }
     io_uring_cq_advance(&ring, count);
     for (unsigned i = 0; i < count; ++i) {
+      if (results[i].first == nullptr) {  // The wake read: re-armed by the next wait.
+        wake_armed = false;
+        woken = true;
+        continue;
+      }
       if (HandleResult(results[i].first, results[i].second)) ++completed;
     }
     if (count < kReapBatch) break;
@@ -520,6 +534,8 @@ Status UringDevice::State::MeasureBlockDevice() {
 }
 
 Status UringDevice::State::InitializeRing() {
+  wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd < 0) return Status::FromErrno(errno, name + ": eventfd");
   io_uring_params params{};
   if (options.sqpoll) {
     params.flags |= IORING_SETUP_SQPOLL;
@@ -527,7 +543,8 @@ Status UringDevice::State::InitializeRing() {
   }
   // The CQ gets twice the SQ's entries, and at most queue_depth requests hold a slot, so the
   // CQ cannot overflow.
-  int result = io_uring_queue_init_params(options.queue_depth, &ring, &params);
+  // One SQE more than queue_depth: the armed wake read.
+  int result = io_uring_queue_init_params(options.queue_depth + 1, &ring, &params);
   if (result < 0) {
     return Status::IOError(fmt::format("{}: io_uring_queue_init ({} entries{}): {}", name,
                                        options.queue_depth, options.sqpoll ? ", SQPOLL" : "",
@@ -638,16 +655,54 @@ void UringDevice::SubmitDiscard(uint64_t offset_bytes, uint64_t length_bytes, Io
   state_->Start(std::move(request));
 }
 
+void UringDevice::State::ArmWake() {
+  if (wake_armed) return;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_read(sqe, wake_fd, &wake_value, sizeof(wake_value), 0);
+  io_uring_sqe_set_data(sqe, nullptr);  // Requests are never null: null marks the wake read.
+  wake_armed = true;
+  submit_pending = true;
+}
+
+void UringDevice::Wake() {
+  // eventfd writes are thread-safe and add up; the armed read consumes them all at once.
+  const uint64_t one = 1;
+  const ssize_t written = ::write(state_->wake_fd, &one, sizeof(one));
+  WEFT_ASSERT(written == sizeof(one));
+}
+
+size_t UringDevice::PollUntilWoken() {
+  State& state = *state_;
+  size_t completed = Poll(/*wait=*/false);
+  if (completed > 0 || state.woken) {
+    state.woken = false;
+    return completed;
+  }
+  state.ArmWake();
+  ++state.poll_depth;
+  while (completed == 0 && !state.woken) {
+    state.SubmitAndWait();
+    completed += state.ReapCompletions();
+  }
+  --state.poll_depth;
+  if (state.poll_depth == 0) state.SubmitPending();
+  state.woken = false;
+  return completed;
+}
+
 size_t UringDevice::Poll(bool wait) {
   State& state = *state_;
   ++state.poll_depth;
   size_t completed = state.RunReadyCompletions();
   completed += state.ReapCompletions();
-  // A reaped short transfer is resubmitted without completing, hence the loop.
-  while (completed == 0 && wait && state.ring_count > 0) {
+  // A reaped short transfer is resubmitted without completing, hence the loop. A Wake() ends a
+  // wait early (the caller then picks up what the other thread finished).
+  if (wait && state.ring_count > 0 && state.wake_fd >= 0) state.ArmWake();
+  while (completed == 0 && wait && state.ring_count > 0 && !state.woken) {
     state.SubmitAndWait();
     completed += state.ReapCompletions();
   }
+  if (wait) state.woken = false;  // A wake interrupts one blocking wait, not every later one.
   --state.poll_depth;
   if (state.poll_depth == 0) state.SubmitPending();
   return completed;

@@ -48,6 +48,9 @@ class UringDevice final : public BlockDevice {
   void SubmitDiscard(uint64_t offset_bytes, uint64_t length_bytes, IoCompletion done) override;
   size_t Poll(bool wait) override;
   size_t inflight_count() const override;
+  // Through an eventfd whose read sits in the ring, so a Poll blocked on I/O wakes too.
+  void Wake() override;
+  size_t PollUntilWoken() override;
   AlignedBuffer AllocateBuffer(size_t size_bytes) override;
 
   // How many submitted reads/writes used registered (fixed) buffers; for tests and stats.

@@ -39,6 +39,9 @@ Result<std::unique_ptr<ExtentStore>> ExtentStore::Open(blockstore::Blockstore& b
   WEFT_RETURN_IF_ERROR(state->CheckHeader());
   WEFT_RETURN_IF_ERROR(state->LoadEgroups());
   WEFT_RETURN_IF_ERROR(state->LoadLayoutAndReclaim());
+  if (options.commit_thread) {
+    state->commit_thread = std::make_unique<CommitThread>(blockstore.device());
+  }
   return std::unique_ptr<ExtentStore>(new ExtentStore(std::move(state)));
 }
 
@@ -254,12 +257,22 @@ size_t ExtentStore::State::RunReadyCompletions() {
 
 size_t ExtentStore::Poll(bool wait) {
   State& state = *state_;
-  size_t ran = state.RunReadyCompletions();
+  size_t ran = state.RunReadyCompletions() + state.CollectCommitResults();
   // About to block with nothing of our own in flight: a good moment to persist FREE records.
   // Doing it while writes stream in would put an extra page write and flush in their way.
   const bool idle = ran == 0 && state.write_queue.empty() && !state.commit_in_progress;
   state.MaybeStartMetadataSync(idle);
-  ran += state.blockstore.Poll(wait && ran == 0);
+  if (wait && ran == 0 && state.running_commit != nullptr) {
+    // Waiting on the commit thread as well as on the device: its Wake() ends the wait. A wake
+    // left over from earlier may end one wait early, hence the loop: Poll(true) returns 0 only
+    // when there is nothing left to wait for.
+    while (ran == 0 && state.running_commit != nullptr) {
+      ran += state.blockstore.PollUntilWoken();
+      ran += state.CollectCommitResults();
+    }
+  } else {
+    ran += state.blockstore.Poll(wait && ran == 0);
+  }
   // Completions that became ready in there run at the start of the next Poll (which then does
   // not block), not here: a crash can then fall between a commit and its acknowledgement, which
   // the crash loop needs to show that such writes are all-or-nothing too.
@@ -269,7 +282,7 @@ size_t ExtentStore::Poll(bool wait) {
 bool ExtentStore::State::Idle() const {
   return inflight_writes == 0 && write_queue.empty() && !commit_in_progress &&
          inflight_reads.empty() && !metadata_sync_in_progress && ready_completions.empty() &&
-         space_waiters.empty();
+         space_waiters.empty() && running_commit == nullptr;
 }
 
 // ---- Deferred frees ----

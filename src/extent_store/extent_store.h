@@ -49,6 +49,10 @@ struct ExtentStoreOptions {
   std::string disk_name;                   // Used in error messages; defaults to device name.
   uint32_t max_inflight_writes = 256;      // Writes beyond this are rejected with Busy.
   uint32_t max_group_commit_writes = 128;  // Most writes committed in one RocksDB batch.
+  // Synced RocksDB batches run on a helper thread while other writes are queued, so the owner
+  // thread keeps serving the device meanwhile (a lone write commits inline: no hand-off). False:
+  // every commit runs on the owner thread, which makes runs deterministic (crash loop, sim).
+  bool commit_thread = true;
 };
 
 struct EgroupInfo {

@@ -23,6 +23,7 @@
 
 #include "base/aligned_buffer.h"
 #include "extent_store/extent_store.h"
+#include "extent_store/commit_thread.h"
 #include "extent_store/metadata_db.h"
 #include "extent_store/metadata_format.h"
 
@@ -102,6 +103,16 @@ struct ExtentStore::State {
     Status flush_status;
   };
   std::deque<std::unique_ptr<CommitGroupState>> flushing_groups;
+  // A group whose RocksDB batch is being written on the commit thread (at most one: batches are
+  // prepared from the rows the previous batch left, so they go one after another).
+  struct PreparedCommit {
+    std::vector<std::unique_ptr<PendingWrite>> writes;
+    std::unique_ptr<MetadataBatch> batch;
+    std::map<EgroupId, uint32_t> written_block_counts;
+    std::vector<uint64_t> replaced_blocks;
+  };
+  std::unique_ptr<PreparedCommit> running_commit;
+  uint64_t next_commit_ticket = 1;
   bool commit_in_progress = false;  // flushing_groups is not empty.
   uint32_t inflight_writes = 0;
   // Sticky: after a metadata write failed, whether it reached the log is unknown, so nothing
@@ -132,6 +143,9 @@ struct ExtentStore::State {
   // produced them, so that a completion may call back into the store.
   std::deque<std::pair<std::function<void(Status)>, Status>> ready_completions;
   ExtentStoreStats counters;
+
+  // Last member: destroyed (joined) before the metadata it writes to.
+  std::unique_ptr<CommitThread> commit_thread;
 
   // extent_store.cc
   Status CheckHeader();
@@ -165,7 +179,10 @@ struct ExtentStore::State {
   // Takes the longest ready prefix of the write queue as a group and submits its Flush.
   void StartGroupFlush();
   void OnGroupFlushed(CommitGroupState* group, Status status);
-  void CommitGroup(std::vector<std::unique_ptr<PendingWrite>> group);
+  void ProcessFlushedGroups();
+  std::unique_ptr<PreparedCommit> PrepareCommit(std::vector<std::unique_ptr<PendingWrite>> group);
+  void FinishCommit(std::unique_ptr<PreparedCommit> prepared, Status status);
+  size_t CollectCommitResults();
   void FailWrite(std::unique_ptr<PendingWrite> write, Status status);
   void FinishWrite(std::unique_ptr<PendingWrite> write, Status status);
 

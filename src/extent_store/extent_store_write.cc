@@ -195,13 +195,18 @@ void ExtentStore::State::OnGroupFlushed(CommitGroupState* group, Status status) 
   WEFT_ASSERT(!group->flushed);
   group->flushed = true;
   group->flush_status = std::move(status);
-  // Groups commit in the order they were formed; a later group whose flush finished first
-  // waits for the earlier one.
-  while (!flushing_groups.empty() && flushing_groups.front()->flushed) {
+  ProcessFlushedGroups();
+}
+
+void ExtentStore::State::ProcessFlushedGroups() {
+  // Groups commit in the order they were formed, one batch at a time; a later group whose flush
+  // finished first waits for the earlier one, and every group waits for a batch still running
+  // on the commit thread.
+  while (!running_commit && !flushing_groups.empty() && flushing_groups.front()->flushed) {
     std::unique_ptr<CommitGroupState> front = std::move(flushing_groups.front());
     flushing_groups.pop_front();
-    // Start the next group's flush before this group's (blocking) RocksDB batch, so that the
-    // device flushes while RocksDB syncs its log.
+    // Start the next group's flush before this group's RocksDB batch, so that the device
+    // flushes while RocksDB syncs its log.
     if (flushing_groups.empty()) StartGroupFlush();
     if (!front->flush_status.ok() || !metadata_failure.ok()) {
       const Status failure =
@@ -211,12 +216,37 @@ void ExtentStore::State::OnGroupFlushed(CommitGroupState* group, Status status) 
       for (std::unique_ptr<PendingWrite>& write : front->writes) {
         FailWrite(std::move(write), failure);
       }
-    } else {
-      CommitGroup(std::move(front->writes));
+      continue;
     }
+    std::unique_ptr<PreparedCommit> prepared = PrepareCommit(std::move(front->writes));
+    if (prepared == nullptr) continue;
+    // A lone group commits inline: handing it to the thread and back would cost two wake-ups
+    // and gain nothing. With more writes behind it, the thread keeps this thread free for them.
+    const bool others_waiting = !write_queue.empty() || !flushing_groups.empty();
+    if (commit_thread != nullptr && others_waiting) {
+      running_commit = std::move(prepared);
+      MetadataBatch* batch = running_commit->batch.get();
+      commit_thread->Submit(next_commit_ticket++,
+                            [this, batch] { return metadata->WriteSynced(*batch); });
+      break;
+    }
+    const Status committed = metadata->WriteSynced(*prepared->batch);
+    FinishCommit(std::move(prepared), committed);
   }
-  commit_in_progress = !flushing_groups.empty();
+  commit_in_progress = !flushing_groups.empty() || running_commit != nullptr;
   TryStartCommit();  // Writes that became ready meanwhile form the next group.
+}
+
+size_t ExtentStore::State::CollectCommitResults() {
+  if (commit_thread == nullptr) return 0;
+  std::vector<std::pair<uint64_t, Status>> results = commit_thread->TakeResults();
+  for (auto& [ticket, status] : results) {
+    WEFT_ASSERT(running_commit != nullptr);
+    WEFT_ASSERT(ticket + 1 == next_commit_ticket);  // One batch at a time, in order.
+    FinishCommit(std::move(running_commit), std::move(status));
+  }
+  if (!results.empty()) ProcessFlushedGroups();
+  return results.size();
 }
 
 namespace {
@@ -265,9 +295,11 @@ void ApplyWrite(const PendingWrite& write, GroupRows& rows, uint32_t& written_bl
 
 }  // namespace
 
-void ExtentStore::State::CommitGroup(std::vector<std::unique_ptr<PendingWrite>> group) {
+std::unique_ptr<ExtentStore::State::PreparedCommit> ExtentStore::State::PrepareCommit(
+    std::vector<std::unique_ptr<PendingWrite>> group) {
+  WEFT_ASSERT(running_commit == nullptr);  // Rows below must be those the last batch left.
   GroupRows rows;
-  std::vector<std::unique_ptr<PendingWrite>> applied;
+  auto prepared = std::make_unique<PreparedCommit>();
   for (std::unique_ptr<PendingWrite>& write : group) {
     // A row that fails its checks fails only the writes that touch it.
     const Status loaded = LoadRows(*metadata, *write, rows);
@@ -278,29 +310,40 @@ void ExtentStore::State::CommitGroup(std::vector<std::unique_ptr<PendingWrite>> 
     auto [count, inserted] = rows.written_block_counts.try_emplace(write->egroup_id, 0);
     if (inserted) count->second = egroups.at(write->egroup_id).written_block_count;
     ApplyWrite(*write, rows, count->second);
-    applied.push_back(std::move(write));
+    prepared->writes.push_back(std::move(write));
   }
-  if (applied.empty()) return;
-  MetadataBatch batch(*metadata);
-  for (const auto& [address, slot_rows] : rows.slots) batch.PutSlot(slot_rows);
+  if (prepared->writes.empty()) return nullptr;
+  prepared->batch = std::make_unique<MetadataBatch>(*metadata);
+  for (const auto& [address, slot_rows] : rows.slots) prepared->batch->PutSlot(slot_rows);
   for (const auto& [egroup_id, written_block_count] : rows.written_block_counts) {
-    batch.PutEgroup(format::MakeEgroupRow(egroup_id, written_block_count,
-                                          egroups.at(egroup_id).created_micros));
+    prepared->batch->PutEgroup(format::MakeEgroupRow(egroup_id, written_block_count,
+                                                     egroups.at(egroup_id).created_micros));
   }
-  const Status committed = metadata->Commit(batch);
-  if (!committed.ok()) {
+  prepared->written_block_counts = std::move(rows.written_block_counts);
+  prepared->replaced_blocks = std::move(rows.replaced_blocks);
+  return prepared;
+}
+
+void ExtentStore::State::FinishCommit(std::unique_ptr<PreparedCommit> prepared, Status status) {
+  WEFT_ASSERT(prepared != nullptr && prepared->batch != nullptr);
+  metadata->ApplyToCache(*prepared->batch, status.ok());
+  if (!status.ok()) {
     // Whether the batch reached the log is unknown: keep both the old and the new blocks (a
     // leak the next open reclaims, never a freed block that a row still names).
-    metadata_failure = committed;
-    for (std::unique_ptr<PendingWrite>& write : applied) FinishWrite(std::move(write), committed);
+    metadata_failure = status;
+    for (std::unique_ptr<PendingWrite>& write : prepared->writes) {
+      FinishWrite(std::move(write), status);
+    }
     return;
   }
   ++counters.group_commits;
-  for (const auto& [egroup_id, written_block_count] : rows.written_block_counts) {
+  for (const auto& [egroup_id, written_block_count] : prepared->written_block_counts) {
     egroups.at(egroup_id).written_block_count = written_block_count;
   }
-  DeferFree(std::move(rows.replaced_blocks));
-  for (std::unique_ptr<PendingWrite>& write : applied) FinishWrite(std::move(write), Status::Ok());
+  DeferFree(std::move(prepared->replaced_blocks));
+  for (std::unique_ptr<PendingWrite>& write : prepared->writes) {
+    FinishWrite(std::move(write), Status::Ok());
+  }
 }
 
 void ExtentStore::State::FailWrite(std::unique_ptr<PendingWrite> write, Status status) {

@@ -293,9 +293,20 @@ Status MetadataDb::ForEachSlot(const SlotVisitor& visit) {
 }
 
 Status MetadataDb::Commit(MetadataBatch& batch) {
+  const Status status = WriteSynced(batch);
+  ApplyToCache(batch, status.ok());
+  return status;
+}
+
+Status MetadataDb::WriteSynced(MetadataBatch& batch) {
   WEFT_ASSERT(&batch.db_ == this);
   WEFT_ASSERT(batch.count() > 0);
   const rocksdb::Status status = db_->Write(SyncedWrite(), &batch.batch_);
+  if (!status.ok()) return Translate(status, "commit");
+  return Status::Ok();
+}
+
+void MetadataDb::ApplyToCache(const MetadataBatch& batch, bool committed) {
   for (EgroupId egroup_id : batch.egroup_deletes_) {
     for (uint32_t slot = 0; slot < format::kSlotsPerEgroup; ++slot) {
       slot_cache_.Erase({egroup_id, slot});
@@ -304,14 +315,12 @@ Status MetadataDb::Commit(MetadataBatch& batch) {
   for (const format::SlotRows& rows : batch.slot_puts_) {
     const format::SlotAddress address{rows.layout.egroup_id, rows.layout.slot};
     // Whether a failed batch reached the log is unknown: forget the rows, read them again.
-    if (status.ok()) {
+    if (committed) {
       slot_cache_.Put(address, rows);
     } else {
       slot_cache_.Erase(address);
     }
   }
-  if (!status.ok()) return Translate(status, "commit");
-  return Status::Ok();
 }
 
 Status MetadataDb::VerifyChecksum() {

@@ -77,8 +77,12 @@ class MetadataDb {
   using SlotVisitor = std::function<Status(format::SlotAddress, const Result<format::SlotRows>&)>;
   Status ForEachSlot(const SlotVisitor& visit);
 
-  // Writes the batch with sync=true.
+  // Writes the batch with sync=true and updates the slot-row cache: WriteSynced + ApplyToCache.
   Status Commit(MetadataBatch& batch);
+  // The RocksDB write alone: the one method that may run on another thread (the commit thread)
+  // while the owner thread uses the others. The owner then calls ApplyToCache.
+  Status WriteSynced(MetadataBatch& batch);
+  void ApplyToCache(const MetadataBatch& batch, bool committed);
   // RocksDB's own verification of every SST file's block checksums.
   Status VerifyChecksum();
   uint64_t NowMicros() const;
