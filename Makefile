@@ -6,13 +6,14 @@
 #   make test    deps + build + the whole default test suite (ctest)
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
 #   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
+#   make tsan    deps + ThreadSanitizer build and test suite, into build/tsan
 #   make format  clang-format every source file in place
 #   make tidy    clang-tidy over src/ (uses build/release/compile_commands.json)
 
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: deps build test bench asan debug format tidy clean
+.PHONY: deps build test bench asan tsan debug format tidy clean
 
 deps:
 	scripts/install-deps
@@ -35,6 +36,11 @@ asan: deps
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+
+tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan -j $(JOBS)
+	ctest --preset tsan -j $(JOBS)
 
 format:
 	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
