@@ -2,10 +2,13 @@
 // and check that every acknowledged (synced) put is there after reopening.
 #include "extent_store/zeroed_wal_file_system.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -42,6 +45,25 @@ rocksdb::Options ZeroedWalOptions(rocksdb::Env* env) {
   }
 }
 
+// The writer runs in a fresh process (fork + exec of this binary, selecting this test): a child
+// merely forked from a process with RocksDB's background threads would inherit a thread pool
+// without threads. It is told what to do through the environment.
+TEST(ZeroedWalFileSystemTest, WriterChild) {
+  const char* job = std::getenv("WEFT_ZEROED_WAL_CHILD");
+  if (job == nullptr) GTEST_SKIP() << "runs only as the writer process of the kill -9 test";
+  char path[512];
+  unsigned first = 0;
+  int report_fd = -1;
+  ASSERT_EQ(std::sscanf(job, "%511[^,],%u,%d", path, &first, &report_fd), 3);
+  WriteUntilKilled(path, first, report_fd);
+}
+
+// Waits up to `seconds` for the pipe to have data; false on timeout.
+bool WaitReadable(int fd, int seconds) {
+  pollfd poll_fd{fd, POLLIN, 0};
+  return ::poll(&poll_fd, 1, seconds * 1000) == 1;
+}
+
 TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
   const std::string path = ::testing::TempDir() + "/weft-zeroed-wal-" + std::to_string(getpid());
   std::filesystem::remove_all(path);
@@ -55,14 +77,22 @@ TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
     ASSERT_GE(child, 0);
     if (child == 0) {
       close(pipe_fds[0]);
-      WriteUntilKilled(path, next_index, pipe_fds[1]);
+      const std::string job =
+          path + "," + std::to_string(next_index) + "," + std::to_string(pipe_fds[1]);
+      setenv("WEFT_ZEROED_WAL_CHILD", job.c_str(), 1);
+      char filter[] = "--gtest_filter=ZeroedWalFileSystemTest.WriterChild";
+      char name[] = "zeroed_wal_writer";
+      char* arguments[] = {name, filter, nullptr};
+      execv("/proc/self/exe", arguments);
+      _exit(5);
     }
     close(pipe_fds[1]);
     // Wait for the first acknowledgement (a slow machine may take a while to open the DB), then
     // let the writer run for a random time before killing it.
     uint32_t index = 0;
     uint32_t acknowledged = 0;
-    bool any = read(pipe_fds[0], &index, sizeof(index)) == sizeof(index);
+    bool any = WaitReadable(pipe_fds[0], 60) &&
+               read(pipe_fds[0], &index, sizeof(index)) == sizeof(index);
     if (any) acknowledged = index;
     usleep(20'000 + random() % 250'000);
     kill(child, SIGKILL);
