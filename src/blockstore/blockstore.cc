@@ -86,7 +86,8 @@ Status ValidateFormatOptions(const env::BlockDevice& device, const FormatOptions
                     "alignment",
                     block_size, device.name(), device.alignment_bytes()));
   }
-  if (options.journal_blocks < 4 || options.journal_blocks > (1u << 20)) {
+  if (options.journal_blocks != 0 &&
+      (options.journal_blocks < 4 || options.journal_blocks > (1u << 20))) {
     return Status::InvalidArgument(
         fmt::format("journal of {} blocks is outside 4..1048576", options.journal_blocks));
   }
@@ -115,8 +116,15 @@ Result<format::Superblock> PlanLayout(const env::BlockDevice& device,
   superblock.checkpoint_first_block[1] = first_metadata_block + checkpoint_blocks;
   superblock.checkpoint_blocks = checkpoint_blocks;
   superblock.journal_first_block = first_metadata_block + 2ull * checkpoint_blocks;
-  superblock.journal_blocks = options.journal_blocks;
-  superblock.data_first_block = superblock.journal_first_block + options.journal_blocks;
+  constexpr uint64_t kAutomaticJournalBlocksMin = 64;
+  constexpr uint64_t kAutomaticJournalBlocksMax = 8192;
+  superblock.journal_blocks =
+      options.journal_blocks != 0
+          ? options.journal_blocks
+          : static_cast<uint32_t>(std::clamp(superblock.block_count / 64,
+                                             kAutomaticJournalBlocksMin,
+                                             kAutomaticJournalBlocksMax));
+  superblock.data_first_block = superblock.journal_first_block + superblock.journal_blocks;
   superblock.max_files = options.max_files;
   superblock.max_file_runs = options.max_file_runs;
   superblock.format_time_unix_seconds = static_cast<uint64_t>(std::time(nullptr));
@@ -350,6 +358,7 @@ bool Blockstore::IsAllocated(uint64_t block) const {
 BlockstoreStats Blockstore::stats() const {
   BlockstoreStats stats = state_->counters;
   stats.block_size_bytes = state_->block_size_bytes;
+  stats.journal_blocks = state_->superblock.journal_blocks;
   stats.total_blocks = state_->block_count;
   stats.data_blocks = state_->block_count - state_->data_first_block();
   stats.free_blocks = free_block_count();

@@ -31,6 +31,23 @@ TEST(BlockstoreTest, FormatOpenReportsGeometry) {
   EXPECT_FALSE(blockstore->uuid().IsNil());
 }
 
+TEST(BlockstoreTest, JournalLengthScalesWithTheDevice) {
+  const std::pair<uint64_t, uint32_t> cases[] = {
+      {8ull << 20, 64}, {64ull << 20, 256}, {1ull << 30, 4096}, {64ull << 30, 8192}};
+  for (const auto& [device_bytes, journal_blocks] : cases) {
+    env::MemoryDevice device("memory:sized", device_bytes);  // Sparse: big sizes cost nothing.
+    auto blockstore = FormatAndOpen(device);
+    ASSERT_NE(blockstore, nullptr);
+    EXPECT_EQ(blockstore->stats().journal_blocks, journal_blocks) << device_bytes;
+  }
+  env::MemoryDevice device("memory:explicit", 64ull << 20);
+  FormatOptions options;
+  options.journal_blocks = 100;
+  auto blockstore = FormatAndOpen(device, options);
+  ASSERT_NE(blockstore, nullptr);
+  EXPECT_EQ(blockstore->stats().journal_blocks, 100u);
+}
+
 TEST(BlockstoreTest, AllocationsSurviveReopenOnlyOncePersisted) {
   env::MemoryDevice device("memory:disk0", kDeviceBytes);
   auto blockstore = FormatAndOpen(device);
