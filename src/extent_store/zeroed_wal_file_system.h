@@ -3,7 +3,7 @@
 // Why: every metadata commit is a synced RocksDB write, and on ext4 an fdatasync of an appending
 // file also writes the inode for the new size: two dependent writes instead of one. Measured on
 // this machine: a synced 2 KiB put costs ~200 us on a growing WAL and ~135 us when the WAL's
-// blocks already exist. So the WAL is extended with written zeros (4 MiB at a time, one fdatasync
+// blocks already exist. So the WAL is extended with written zeros (1 MiB at a time, one fdatasync
 // per extension) before the writer gets there, and appends become overwrites.
 //
 // Safety: after a crash the WAL may end in zeros. RocksDB's log reader treats zero-filled space

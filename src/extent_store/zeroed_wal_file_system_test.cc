@@ -106,7 +106,7 @@ TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
     close(pipe_fds[0]);
     ASSERT_TRUE(any) << "the writer acknowledged nothing before it was killed";
     for (const auto& entry : std::filesystem::directory_iterator(path)) {
-      if (entry.path().extension() == ".log" && entry.file_size() % (4 << 20) == 0 &&
+      if (entry.path().extension() == ".log" && entry.file_size() % (1 << 20) == 0 &&
           entry.file_size() > 0) {
         saw_zero_tail = true;
       }
