@@ -7,13 +7,13 @@
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
 #   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
 #   make tsan    deps + ThreadSanitizer build and test suite, into build/tsan
-#   make format  clang-format every source file in place
+#   make format  clang-format every source file in place (make test checks it)
 #   make tidy    clang-tidy over src/ (uses build/release/compile_commands.json)
 
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: deps build test bench asan tsan debug format tidy clean
+.PHONY: deps build test bench asan tsan debug format format-check tidy clean
 
 deps:
 	scripts/install-deps
@@ -22,7 +22,7 @@ build: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 
-test: build
+test: build format-check
 	ctest --preset release -j $(JOBS)
 
 bench: build
@@ -43,7 +43,11 @@ tsan: deps
 	ctest --preset tsan -j $(JOBS)
 
 format:
-	find src bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+# Fails when a source file differs from .clang-format's layout (part of make test).
+format-check: deps
+	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
 tidy: build
 	find src -name '*.cc' | xargs clang-tidy -p $(BUILD_DIR) --quiet

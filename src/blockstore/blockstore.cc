@@ -118,12 +118,11 @@ Result<format::Superblock> PlanLayout(const env::BlockDevice& device,
   superblock.journal_first_block = first_metadata_block + 2ull * checkpoint_blocks;
   constexpr uint64_t kAutomaticJournalBlocksMin = 64;
   constexpr uint64_t kAutomaticJournalBlocksMax = 8192;
-  superblock.journal_blocks =
-      options.journal_blocks != 0
-          ? options.journal_blocks
-          : static_cast<uint32_t>(std::clamp(superblock.block_count / 64,
-                                             kAutomaticJournalBlocksMin,
-                                             kAutomaticJournalBlocksMax));
+  superblock.journal_blocks = options.journal_blocks != 0
+                                  ? options.journal_blocks
+                                  : static_cast<uint32_t>(std::clamp(superblock.block_count / 64,
+                                                                     kAutomaticJournalBlocksMin,
+                                                                     kAutomaticJournalBlocksMax));
   superblock.data_first_block = superblock.journal_first_block + superblock.journal_blocks;
   superblock.max_files = options.max_files;
   superblock.max_file_runs = options.max_file_runs;

@@ -56,8 +56,8 @@ struct FormatOptions {
   // took QD32 4 KiB writes from 18k to 23k IOPS and p99 from 14 ms to 4 ms). 0: automatic, 1/64
   // of the device's blocks, at least 64 and at most 8192 (32 MiB at 4 KiB).
   uint32_t journal_blocks = 0;
-  uint32_t max_files = 1024;         // File table limit of the file layer.
-  uint32_t max_file_runs = 16384;    // Total runs over all files (bounds the checkpoint size).
+  uint32_t max_files = 1024;       // File table limit of the file layer.
+  uint32_t max_file_runs = 16384;  // Total runs over all files (bounds the checkpoint size).
 };
 
 struct BlockstoreStats {

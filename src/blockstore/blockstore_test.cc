@@ -216,7 +216,8 @@ TEST(BlockstoreOpenTest, TruncatedDeviceIsRefused) {
   EXPECT_TRUE(opened.status().IsCorruption()) << opened.status().ToString();
   EXPECT_NE(opened.status().message().find("truncated"), std::string::npos);
 
-  env::MemoryDevice short_device("memory:short", 32 * 1024);  // Shorter than the second copy's offset.
+  env::MemoryDevice short_device("memory:short",
+                                 32 * 1024);  // Shorter than the second copy's offset.
   EXPECT_FALSE(Blockstore::Open(short_device).ok());
 }
 

@@ -15,9 +15,9 @@
 //   provisioning or a simulated full disk), InvalidArgument (bad request).
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <span>

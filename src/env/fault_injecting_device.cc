@@ -1,12 +1,12 @@
 #include "env/fault_injecting_device.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "base/crc32c.h"
 

@@ -1,12 +1,12 @@
 #include "env/fault_injecting_device.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "env/memory_device.h"
 

@@ -1,14 +1,13 @@
 #include "env/memory_device.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
-#include <vector>
-
-#include <chrono>
 #include <thread>
-
-#include <gtest/gtest.h>
+#include <vector>
 
 namespace weft::env {
 namespace {

@@ -42,9 +42,9 @@ class CommitThread {
   env::BlockDevice& device_to_wake_;
   std::mutex mutex_;
   std::condition_variable jobs_ready_;
-  std::deque<std::pair<uint64_t, Job>> jobs_;              // Guarded by mutex_.
-  std::vector<std::pair<uint64_t, Status>> results_;       // Guarded by mutex_.
-  bool stopping_ = false;                                  // Guarded by mutex_.
+  std::deque<std::pair<uint64_t, Job>> jobs_;         // Guarded by mutex_.
+  std::vector<std::pair<uint64_t, Status>> results_;  // Guarded by mutex_.
+  bool stopping_ = false;                             // Guarded by mutex_.
   std::thread thread_;
 };
 

@@ -78,11 +78,11 @@ struct ExtentStoreStats {
   uint64_t reads = 0;
   uint64_t bytes_written = 0;
   uint64_t bytes_read = 0;
-  uint64_t group_commits = 0;      // RocksDB batches committed.
+  uint64_t group_commits = 0;  // RocksDB batches committed.
   uint64_t checksum_errors = 0;
   uint64_t orphan_blocks_reclaimed = 0;  // At open.
-  uint64_t metadata_cache_hits = 0;    // Slot rows served from memory.
-  uint64_t metadata_cache_misses = 0;  // Slot rows read from RocksDB.
+  uint64_t metadata_cache_hits = 0;      // Slot rows served from memory.
+  uint64_t metadata_cache_misses = 0;    // Slot rows read from RocksDB.
   blockstore::BlockstoreStats blockstore;
 };
 

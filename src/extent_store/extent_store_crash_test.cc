@@ -502,8 +502,7 @@ void RunCrashLoop(uint64_t seed, uint64_t iterations, bool commit_thread) {
       "crash loop%s: seed %llu, %llu iterations, %llu crashes, %llu writes (%llu "
       "acknowledged), %llu blocks showed unacknowledged writes, %.1f s\n",
       commit_thread ? " (commit thread)" : "", static_cast<unsigned long long>(seed),
-      static_cast<unsigned long long>(iterations),
-      static_cast<unsigned long long>(loop.crashes()),
+      static_cast<unsigned long long>(iterations), static_cast<unsigned long long>(loop.crashes()),
       static_cast<unsigned long long>(loop.writes()),
       static_cast<unsigned long long>(loop.acknowledged()),
       static_cast<unsigned long long>(loop.unacknowledged_seen()), seconds);
@@ -519,7 +518,8 @@ TEST(ExtentStoreCrashTest, SeededCrashLoop) {
 // The production configuration, with RocksDB batches on the commit thread; a fifth of the
 // iterations (timing decides interleavings, so the seed is a starting point, not a replay).
 TEST(ExtentStoreCrashTest, CrashLoopWithCommitThread) {
-  RunCrashLoop(crash_loop_options.seed + 1, std::max<uint64_t>(1, crash_loop_options.iterations / 5),
+  RunCrashLoop(crash_loop_options.seed + 1,
+               std::max<uint64_t>(1, crash_loop_options.iterations / 5),
                /*commit_thread=*/true);
 }
 

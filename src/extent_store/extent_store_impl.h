@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "base/aligned_buffer.h"
-#include "extent_store/extent_store.h"
 #include "extent_store/commit_thread.h"
+#include "extent_store/extent_store.h"
 #include "extent_store/metadata_db.h"
 #include "extent_store/metadata_format.h"
 

@@ -2,7 +2,10 @@
 // and check that every acknowledged (synced) put is there after reopening.
 #include "extent_store/zeroed_wal_file_system.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,10 +15,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-
-#include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
 
 namespace weft::extent_store {
 namespace {
@@ -91,8 +90,8 @@ TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
     // let the writer run for a random time before killing it.
     uint32_t index = 0;
     uint32_t acknowledged = 0;
-    bool any = WaitReadable(pipe_fds[0], 60) &&
-               read(pipe_fds[0], &index, sizeof(index)) == sizeof(index);
+    bool any =
+        WaitReadable(pipe_fds[0], 60) && read(pipe_fds[0], &index, sizeof(index)) == sizeof(index);
     if (any) acknowledged = index;
     usleep(20'000 + random() % 250'000);
     kill(child, SIGKILL);
@@ -118,8 +117,8 @@ TEST(ZeroedWalFileSystemTest, AcknowledgedPutsSurviveKillNine) {
     for (uint32_t check = 0; check <= acknowledged; ++check) {
       std::string value;
       const rocksdb::Status got = db->Get(rocksdb::ReadOptions(), Key(check), &value);
-      ASSERT_TRUE(got.ok()) << "round " << kill_round << ": acknowledged key " << check
-                            << " of " << acknowledged << " lost: " << got.ToString();
+      ASSERT_TRUE(got.ok()) << "round " << kill_round << ": acknowledged key " << check << " of "
+                            << acknowledged << " lost: " << got.ToString();
       ASSERT_EQ(value, Value(check));
     }
     delete db;
