@@ -231,6 +231,15 @@ std::vector<EgroupInfo> ExtentStore::ListEgroups() const {
   return list;
 }
 
+Result<EgroupInfo> ExtentStore::GetEgroup(EgroupId egroup_id) const {
+  const auto found = state_->egroups.find(egroup_id);
+  if (found == state_->egroups.end()) {
+    return Status::NotFound(
+        fmt::format("disk {} egroup {} does not exist", state_->disk_name, egroup_id));
+  }
+  return EgroupInfo{egroup_id, uint64_t{found->second.written_block_count} * kChecksumBlockBytes};
+}
+
 ExtentStoreStats ExtentStore::stats() const {
   ExtentStoreStats stats = state_->counters;
   stats.egroups = state_->egroups.size();
@@ -372,7 +381,12 @@ void ExtentStore::State::RetrySpaceWaiters(bool may_wait_again) {
   space_waiters.clear();
   space_waiting_allowed = may_wait_again;
   for (SpaceWaiter& waiter : waiters) {
-    SubmitWrite(waiter.egroup_id, waiter.offset_bytes, waiter.data, std::move(waiter.done));
+    if (waiter.trim_length_bytes > 0) {
+      SubmitTrim(waiter.egroup_id, waiter.offset_bytes, waiter.trim_length_bytes,
+                 std::move(waiter.done));
+    } else {
+      SubmitWrite(waiter.egroup_id, waiter.offset_bytes, waiter.data, std::move(waiter.done));
+    }
   }
   space_waiting_allowed = true;
 }
@@ -380,7 +394,8 @@ void ExtentStore::State::RetrySpaceWaiters(bool may_wait_again) {
 // ---- Shared helpers ----
 
 Status ExtentStore::State::ValidateRange(std::string_view operation, EgroupId egroup_id,
-                                         uint64_t offset_bytes, uint64_t length_bytes) const {
+                                         uint64_t offset_bytes, uint64_t length_bytes,
+                                         uint64_t length_bytes_max) const {
   const auto invalid = [&](std::string_view why) {
     return Status::InvalidArgument(fmt::format("disk {} egroup {}: {} at offset {} length {}: {}",
                                                disk_name, egroup_id, operation, offset_bytes,
@@ -389,7 +404,9 @@ Status ExtentStore::State::ValidateRange(std::string_view operation, EgroupId eg
   if (offset_bytes % kChecksumBlockBytes != 0) return invalid("offset is not a multiple of 4 KiB");
   if (length_bytes % kChecksumBlockBytes != 0) return invalid("length is not a multiple of 4 KiB");
   if (length_bytes == 0) return invalid("length is zero");
-  if (length_bytes > kMaxIoBytes) return invalid("length is over 1 MiB");
+  if (length_bytes > length_bytes_max) {
+    return invalid(fmt::format("length is over {} KiB", length_bytes_max / 1024));
+  }
   if (offset_bytes > kEgroupMaxBytes || length_bytes > kEgroupMaxBytes - offset_bytes) {
     return invalid("range ends beyond the egroup's 4 MiB");
   }

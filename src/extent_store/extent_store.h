@@ -75,6 +75,7 @@ struct ScrubReport {
 struct ExtentStoreStats {
   uint64_t egroups = 0;
   uint64_t writes = 0;
+  uint64_t trims = 0;
   uint64_t reads = 0;
   uint64_t bytes_written = 0;
   uint64_t bytes_read = 0;
@@ -102,6 +103,7 @@ class ExtentStore {
   // Frees the egroup's blocks once its removal is committed. NotFound; Busy while I/O runs on it.
   Status DeleteEgroup(EgroupId egroup_id);
   std::vector<EgroupInfo> ListEgroups() const;
+  Result<EgroupInfo> GetEgroup(EgroupId egroup_id) const;  // NotFound.
 
   // offset and length multiples of 4 KiB, length 4 KiB..1 MiB, within the egroup's 4 MiB.
   // `data` must stay valid until `done` runs. Errors: InvalidArgument, NotFound, NoSpace, Busy,
@@ -110,6 +112,17 @@ class ExtentStore {
              WriteCompletion done);
   void Read(EgroupId egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,
             ReadCompletion done);
+  // Unmaps the range's blocks: they read as zeros afterwards and their space is freed. Ordered
+  // with writes exactly like a write (an overlapping write submitted before it is trimmed, one
+  // submitted after it lands), committed the same way (durable when `done` runs), and
+  // all-or-nothing across a crash. offset and length multiples of 4 KiB, length 4 KiB..4 MiB,
+  // within the egroup. Errors as Write.
+  void Trim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes, WriteCompletion done);
+  // Which 4 KiB blocks of the range hold data, as committed (writes still in flight are not
+  // seen). One entry per block. Synchronous (slot rows come from the cache or RocksDB). Same
+  // range rules as Trim.
+  Result<std::vector<bool>> AllocatedBlocks(EgroupId egroup_id, uint64_t offset_bytes,
+                                            uint64_t length_bytes);
 
   // Re-reads every written block of every egroup and verifies its checksum, and asks RocksDB to
   // verify its files. Synchronous; reports, never repairs.

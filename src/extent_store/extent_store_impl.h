@@ -52,11 +52,15 @@ struct PendingWrite {
   WriteCompletion done;
   std::vector<blockstore::BlockRun> new_runs;  // Where the data goes, in data order.
   std::vector<uint32_t> checksums;             // crc32c of each 4 KiB block of `data`.
+  uint32_t trim_block_count = 0;               // A trim: no data, this many blocks unmapped.
   uint32_t device_writes_outstanding = 0;
   bool metadata_persisted = false;  // The PersistMetadata() carrying the ALLOC records is done.
   Status status;                    // First error of its I/O.
 
-  uint32_t block_count() const { return static_cast<uint32_t>(checksums.size()); }
+  bool is_trim() const { return trim_block_count > 0; }
+  uint32_t block_count() const {
+    return is_trim() ? trim_block_count : static_cast<uint32_t>(checksums.size());
+  }
   bool ready() const { return device_writes_outstanding == 0 && metadata_persisted; }
 };
 
@@ -134,6 +138,7 @@ struct ExtentStore::State {
     uint64_t offset_bytes = 0;
     std::span<const std::byte> data;
     WriteCompletion done;
+    uint64_t trim_length_bytes = 0;  // A trim queued behind waiting writes (keeps the order).
   };
   std::deque<SpaceWaiter> space_waiters;
   static constexpr size_t kMaxSpaceWaiters = 1024;
@@ -154,7 +159,7 @@ struct ExtentStore::State {
   Status CheckReferencedBlock(format::SlotAddress address, uint32_t entry, uint64_t block,
                               const std::vector<bool>& referenced) const;
   Status ValidateRange(std::string_view operation, EgroupId egroup_id, uint64_t offset_bytes,
-                       uint64_t length_bytes) const;
+                       uint64_t length_bytes, uint64_t length_bytes_max = kMaxIoBytes) const;
   void CompleteLater(std::function<void(Status)> done, Status status);
   size_t RunReadyCompletions();
   uint64_t OldestReaderSequence() const;
@@ -172,6 +177,8 @@ struct ExtentStore::State {
   // extent_store_write.cc
   void SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
                    WriteCompletion done);
+  void SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
+                  WriteCompletion done);
   Result<std::vector<blockstore::BlockRun>> AllocateBlocks(uint32_t block_count);
   void OnDataWritten(PendingWrite* write, Status status);
   void OnWriteMetadataPersisted(PendingWrite* write, Status status);

@@ -657,3 +657,121 @@ TEST(ExtentStoreFormatTest, RowsRoundTripAndCatchDamage) {
 
 }  // namespace
 }  // namespace weft::extent_store
+
+namespace weft::extent_store {
+namespace {
+
+using testing::Drain;
+using testing::PatternBuffer;
+using testing::ReadSync;
+using testing::SameBytes;
+using testing::TestDisk;
+using testing::WaitFor;
+using testing::WriteSync;
+
+Status TrimSync(ExtentStore& store, EgroupId egroup_id, uint64_t offset_bytes,
+                uint64_t length_bytes) {
+  std::optional<Status> result;
+  store.Trim(egroup_id, offset_bytes, length_bytes, [&result](Status status) { result = status; });
+  EXPECT_FALSE(result.has_value()) << "a completion ran inside the call";
+  return WaitFor(store, result);
+}
+
+TEST(ExtentStoreTrimTest, TrimUnmapsFreesAndReadsZeros) {
+  TestDisk disk;
+  ASSERT_TRUE(disk.FormatAndOpen().ok());
+  ExtentStore& store = disk.store();
+  const uint64_t free_before = store.stats().blockstore.free_blocks;
+  ASSERT_TRUE(store.CreateEgroup(7).ok());
+  // Two slots' worth of data, then trim a range that straddles the slot boundary.
+  AlignedBuffer data = PatternBuffer(kMaxIoBytes, 3);
+  ASSERT_TRUE(WriteSync(store, 7, 512 * 1024, data.span()).ok());
+  ASSERT_TRUE(WriteSync(store, 7, 1536 * 1024, data.span()).ok());
+  ASSERT_EQ(store.GetEgroup(7)->written_bytes, 2 * kMaxIoBytes);
+  const uint64_t trim_offset = 1024 * 1024 - 8 * kChecksumBlockBytes;
+  ASSERT_TRUE(TrimSync(store, 7, trim_offset, 16 * kChecksumBlockBytes).ok());
+  EXPECT_EQ(store.GetEgroup(7)->written_bytes, 2 * kMaxIoBytes - 16 * kChecksumBlockBytes);
+  EXPECT_EQ(store.stats().trims, 1u);
+
+  Result<std::vector<bool>> allocated = store.AllocatedBlocks(7, 0, kEgroupMaxBytes);
+  ASSERT_TRUE(allocated.ok());
+  for (uint64_t block = 0; block < allocated->size(); ++block) {
+    const uint64_t offset = block * kChecksumBlockBytes;
+    const bool written = offset >= 512 * 1024 && offset < 2560 * 1024;
+    const bool trimmed = offset >= trim_offset && offset < trim_offset + 16 * kChecksumBlockBytes;
+    EXPECT_EQ((*allocated)[block], written && !trimmed) << "block " << block;
+  }
+  AlignedBuffer read(kMaxIoBytes);
+  ASSERT_TRUE(ReadSync(store, 7, 512 * 1024, read.span()).ok());
+  const uint64_t trimmed_at = trim_offset - 512 * 1024;
+  EXPECT_TRUE(SameBytes(read.span().first(trimmed_at), data.span().first(trimmed_at)));
+  const uint64_t trimmed_end = trimmed_at + 16 * kChecksumBlockBytes;
+  for (uint64_t offset = trimmed_at; offset < trimmed_end; ++offset) {
+    ASSERT_EQ(read.span()[offset], std::byte{0}) << "offset " << offset;
+  }
+  EXPECT_TRUE(SameBytes(read.span().subspan(trimmed_end), data.span().subspan(trimmed_end)));
+  // Trimming what is already unmapped is fine and changes nothing.
+  ASSERT_TRUE(TrimSync(store, 7, 3 * kMaxIoBytes, kMaxIoBytes).ok());
+
+  Drain(store);
+  EXPECT_EQ(store.stats().blockstore.client_blocks, 2 * 256u - 16);
+  // The trim survives a crash once acknowledged, and the freed blocks are not leaked.
+  disk.fault().Crash(env::CrashMode::kDropUnsynced);
+  disk.store_pointer().reset();
+  disk.blockstore_pointer().reset();
+  disk.fault().Revive();
+  ASSERT_TRUE(disk.OpenBlockstore().ok());
+  ASSERT_TRUE(disk.OpenStore().ok());
+  ExtentStore& reopened = disk.store();
+  EXPECT_EQ(reopened.stats().blockstore.client_blocks, 2 * 256u - 16);
+  ASSERT_TRUE(ReadSync(reopened, 7, 512 * 1024, read.span()).ok());
+  EXPECT_TRUE(SameBytes(read.span().first(trimmed_at), data.span().first(trimmed_at)));
+  EXPECT_EQ(read.span()[trimmed_at], std::byte{0});
+  ASSERT_TRUE(TrimSync(reopened, 7, 0, kEgroupMaxBytes).ok());
+  Drain(reopened);
+  EXPECT_EQ(reopened.GetEgroup(7)->written_bytes, 0u);
+  EXPECT_EQ(reopened.stats().blockstore.free_blocks, free_before);
+}
+
+TEST(ExtentStoreTrimTest, TrimIsOrderedWithWrites) {
+  TestDisk disk;
+  ASSERT_TRUE(disk.FormatAndOpen().ok());
+  ExtentStore& store = disk.store();
+  ASSERT_TRUE(store.CreateEgroup(1).ok());
+  AlignedBuffer first = PatternBuffer(64 * kChecksumBlockBytes, 1);
+  AlignedBuffer second = PatternBuffer(64 * kChecksumBlockBytes, 2);
+  std::vector<Status> results;
+  // write, trim, write: the second write lands; then write, trim: zeros.
+  store.Write(1, 0, first.span(), [&](Status status) { results.push_back(status); });
+  store.Trim(1, 0, 64 * kChecksumBlockBytes, [&](Status status) { results.push_back(status); });
+  store.Write(1, 0, second.span(), [&](Status status) { results.push_back(status); });
+  store.Write(1, kMaxIoBytes, first.span(), [&](Status status) { results.push_back(status); });
+  store.Trim(1, kMaxIoBytes, 64 * kChecksumBlockBytes,
+             [&](Status status) { results.push_back(status); });
+  Drain(store);
+  ASSERT_EQ(results.size(), 5u);
+  for (const Status& status : results) EXPECT_TRUE(status.ok()) << status.ToString();
+  AlignedBuffer read(64 * kChecksumBlockBytes);
+  ASSERT_TRUE(ReadSync(store, 1, 0, read.span()).ok());
+  EXPECT_TRUE(SameBytes(read.span(), second.span()));
+  ASSERT_TRUE(ReadSync(store, 1, kMaxIoBytes, read.span()).ok());
+  EXPECT_EQ(*store.AllocatedBlocks(1, kMaxIoBytes, 64 * kChecksumBlockBytes),
+            std::vector<bool>(64, false));
+}
+
+TEST(ExtentStoreTrimTest, BadTrimsAreRejected) {
+  TestDisk disk;
+  ASSERT_TRUE(disk.FormatAndOpen().ok());
+  ExtentStore& store = disk.store();
+  ASSERT_TRUE(store.CreateEgroup(1).ok());
+  EXPECT_TRUE(TrimSync(store, 1, 100, kChecksumBlockBytes).IsInvalidArgument());
+  EXPECT_TRUE(TrimSync(store, 1, 0, 100).IsInvalidArgument());
+  EXPECT_TRUE(TrimSync(store, 1, 0, 0).IsInvalidArgument());
+  EXPECT_TRUE(TrimSync(store, 1, kChecksumBlockBytes, kEgroupMaxBytes).IsInvalidArgument());
+  EXPECT_TRUE(TrimSync(store, 2, 0, kChecksumBlockBytes).IsNotFound());
+  EXPECT_TRUE(store.AllocatedBlocks(2, 0, kChecksumBlockBytes).status().IsNotFound());
+  EXPECT_TRUE(store.GetEgroup(2).status().IsNotFound());
+}
+
+}  // namespace
+}  // namespace weft::extent_store

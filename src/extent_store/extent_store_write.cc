@@ -131,6 +131,70 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
       [this, pending](Status persisted) { OnWriteMetadataPersisted(pending, persisted); });
 }
 
+void ExtentStore::Trim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
+                       WriteCompletion done) {
+  state_->SubmitTrim(egroup_id, offset_bytes, length_bytes, std::move(done));
+}
+
+void ExtentStore::State::SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes,
+                                    uint64_t length_bytes, WriteCompletion done) {
+  WEFT_ASSERT(done != nullptr);
+  // A trim is a write without data: it needs no blocks, no device write and no ALLOC record, so
+  // it is ready at once, and it commits in its place in the queue (after every earlier write to
+  // the range, before every later one). The blocks it unmaps are freed like replaced ones.
+  Status status = ValidateRange("trim", egroup_id, offset_bytes, length_bytes, kEgroupMaxBytes);
+  if (status.ok() && !metadata_failure.ok()) status = metadata_failure;
+  if (status.ok() && inflight_writes >= options.max_inflight_writes) {
+    status = Status::Busy(
+        fmt::format("disk {}: {} writes in flight (the limit)", disk_name, inflight_writes));
+  }
+  if (status.ok() && !space_waiters.empty()) {
+    if (space_waiters.size() < kMaxSpaceWaiters) {
+      space_waiters.push_back({egroup_id, offset_bytes, {}, std::move(done), length_bytes});
+      return;
+    }
+    status = Status::Busy(fmt::format("disk {}: {} writes waiting for free space (the limit)",
+                                      disk_name, space_waiters.size()));
+  }
+  if (!status.ok()) {
+    CompleteLater(std::move(done), std::move(status));
+    return;
+  }
+  auto trim = std::make_unique<PendingWrite>();
+  trim->egroup_id = egroup_id;
+  trim->offset_bytes = offset_bytes;
+  trim->done = std::move(done);
+  trim->trim_block_count = static_cast<uint32_t>(length_bytes / kChecksumBlockBytes);
+  trim->metadata_persisted = true;  // It has no ALLOC records to wait for.
+  WEFT_ASSERT(trim->ready());
+  ++inflight_writes;
+  ++egroups[egroup_id].inflight_writes;
+  write_queue.push_back(std::move(trim));
+  TryStartCommit();
+}
+
+Result<std::vector<bool>> ExtentStore::AllocatedBlocks(EgroupId egroup_id, uint64_t offset_bytes,
+                                                       uint64_t length_bytes) {
+  State& state = *state_;
+  WEFT_RETURN_IF_ERROR(
+      state.ValidateRange("map", egroup_id, offset_bytes, length_bytes, kEgroupMaxBytes));
+  const uint64_t first_block = offset_bytes / kChecksumBlockBytes;
+  const uint64_t block_count = length_bytes / kChecksumBlockBytes;
+  std::vector<bool> allocated(block_count, false);
+  std::optional<format::SlotRows> rows;
+  uint32_t rows_slot = format::kSlotsPerEgroup;  // None loaded yet.
+  for (uint64_t index = 0; index < block_count; ++index) {
+    const uint64_t egroup_block = first_block + index;
+    const auto slot = static_cast<uint32_t>(egroup_block / format::kBlocksPerSlot);
+    if (slot != rows_slot) {
+      WEFT_ASSIGN_OR_RETURN(rows, state.metadata->GetSlot({egroup_id, slot}));
+      rows_slot = slot;
+    }
+    allocated[index] = rows && rows->layout.entries[egroup_block % format::kBlocksPerSlot] != 0;
+  }
+  return allocated;
+}
+
 void ExtentStore::State::OnDataWritten(PendingWrite* write, Status status) {
   WEFT_ASSERT(write->device_writes_outstanding > 0);
   --write->device_writes_outstanding;
@@ -267,8 +331,30 @@ Status LoadRows(MetadataDb& metadata, const PendingWrite& write, GroupRows& rows
   return Status::Ok();
 }
 
+// Unmaps the trim's blocks; what they pointed at is replaced by nothing.
+void ApplyTrim(const PendingWrite& trim, GroupRows& rows, uint32_t& written_block_count) {
+  const uint64_t first_block = trim.offset_bytes / kChecksumBlockBytes;
+  for (uint32_t index = 0; index < trim.trim_block_count; ++index) {
+    const uint64_t egroup_block = first_block + index;
+    const format::SlotAddress address{trim.egroup_id,
+                                      static_cast<uint32_t>(egroup_block / format::kBlocksPerSlot)};
+    format::SlotRows& slot = rows.slots.at(address);
+    const uint32_t entry = egroup_block % format::kBlocksPerSlot;
+    if (slot.layout.entries[entry] == 0) continue;
+    WEFT_ASSERT(written_block_count > 0);
+    --written_block_count;
+    rows.replaced_blocks.push_back(slot.layout.entries[entry]);
+    slot.layout.entries[entry] = 0;
+    slot.checksums.entries[entry] = 0;
+  }
+}
+
 // Points the write's blocks at its new physical blocks; what they pointed at is replaced.
 void ApplyWrite(const PendingWrite& write, GroupRows& rows, uint32_t& written_block_count) {
+  if (write.is_trim()) {
+    ApplyTrim(write, rows, written_block_count);
+    return;
+  }
   const uint64_t first_block = write.offset_bytes / kChecksumBlockBytes;
   uint32_t index = 0;
   for (const blockstore::BlockRun& run : write.new_runs) {
@@ -361,7 +447,9 @@ void ExtentStore::State::FinishWrite(std::unique_ptr<PendingWrite> write, Status
   LiveEgroup& egroup = egroups.at(write->egroup_id);
   WEFT_ASSERT(egroup.inflight_writes > 0);
   --egroup.inflight_writes;
-  if (status.ok()) {
+  if (status.ok() && write->is_trim()) {
+    ++counters.trims;
+  } else if (status.ok()) {
     ++counters.writes;
     counters.bytes_written += write->data.size();
   }
