@@ -66,6 +66,11 @@ class BlockDevice {
   // over memory), waits on a condition variable.
   virtual void Wake();
   virtual size_t PollUntilWoken();
+  // For an event loop that waits on file descriptors (env/reactor.h): an fd that becomes
+  // readable (an eventfd: read 8 bytes to reset it) whenever a completion may be ready for
+  // Poll() or Wake() was called. -1: the device has none (its completions are ready right after
+  // submission, so polling after each handler suffices). The device owns the fd.
+  virtual int completion_notify_fd() { return -1; }
 
   // An aligned buffer suited to this device (registered with io_uring when the device has a
   // registered arena with room; otherwise a plain heap buffer). Size is rounded to alignment.

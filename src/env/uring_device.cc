@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -183,6 +184,7 @@ struct UringDevice::State {
   // Wake(): another thread writes wake_fd; a read of it stays armed in the ring (outside
   // ring_count: it is not an operation of the device's user).
   int wake_fd = -1;
+  std::atomic<int> notify_fd{-1};  // completion_notify_fd(); -1 until asked for.
   uint64_t wake_value = 0;
   bool wake_armed = false;
   bool woken = false;
@@ -221,6 +223,7 @@ UringDevice::State::~State() {
   if (ring_initialized) io_uring_queue_exit(&ring);
   if (fd >= 0) ::close(fd);
   if (wake_fd >= 0) ::close(wake_fd);
+  if (notify_fd >= 0) ::close(notify_fd);
 }
 
 std::unique_ptr<Request> UringDevice::State::NewRequest(OperationType type) {
@@ -669,6 +672,22 @@ void UringDevice::Wake() {
   const uint64_t one = 1;
   const ssize_t written = ::write(state_->wake_fd, &one, sizeof(one));
   WEFT_ASSERT(written == sizeof(one));
+  const int notify_fd = state_->notify_fd;
+  if (notify_fd >= 0) {
+    const ssize_t notified = ::write(notify_fd, &one, sizeof(one));
+    WEFT_ASSERT(notified == sizeof(one));
+  }
+}
+
+int UringDevice::completion_notify_fd() {
+  State& state = *state_;
+  if (state.notify_fd >= 0) return state.notify_fd;
+  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  WEFT_ASSERT(fd >= 0);  // Only fd exhaustion fails here, at start-up.
+  const int result = io_uring_register_eventfd(&state.ring, fd);
+  WEFT_ASSERT(result == 0);
+  state.notify_fd = fd;
+  return fd;
 }
 
 size_t UringDevice::PollUntilWoken() {

@@ -51,6 +51,9 @@ class UringDevice final : public BlockDevice {
   // Through an eventfd whose read sits in the ring, so a Poll blocked on I/O wakes too.
   void Wake() override;
   size_t PollUntilWoken() override;
+  // An eventfd registered with the ring (io_uring_register_eventfd: every completion signals it),
+  // created on first call; Wake() signals it too.
+  int completion_notify_fd() override;
   AlignedBuffer AllocateBuffer(size_t size_bytes) override;
 
   // How many submitted reads/writes used registered (fixed) buffers; for tests and stats.
