@@ -66,6 +66,10 @@ class [[nodiscard]] Status {
   bool IsInvalidArgument() const { return code_ == StatusCode::kInvalidArgument; }
   bool IsIOError() const { return code_ == StatusCode::kIOError; }
   bool IsNoSpace() const { return code_ == StatusCode::kNoSpace; }
+  bool IsAlreadyExists() const { return code_ == StatusCode::kAlreadyExists; }
+  bool IsBusy() const { return code_ == StatusCode::kBusy; }
+  bool IsAborted() const { return code_ == StatusCode::kAborted; }
+  bool IsNotSupported() const { return code_ == StatusCode::kNotSupported; }
 
   // "Corruption: egroup 7 offset 8192: checksum mismatch" style, for logs and error messages.
   std::string ToString() const;
