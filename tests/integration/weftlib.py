@@ -1,0 +1,477 @@
+"""Harness for weft's integration tests: a real weftd, the real weft CLI and real NBD clients.
+
+Every test script is run by ctest as
+    /usr/bin/python3 tests/integration/it_NAME.py --weftd PATH --weft PATH
+and uses `run_test(main)`, which gives `main` a Harness: a temp dir, weftd started on free
+ports with a modest sparse disk under that dir, the CLI, and helpers for the clients. On a
+failure the harness prints what failed, the daemon's log and the command that reproduces the
+run (with --keep, which keeps the temp dir); at exit it kills every process it started, by PID.
+
+Only the standard library and python3-libnbd's `nbd` module (run with /usr/bin/python3: the
+pyenv python3 that comes first on PATH does not have it).
+"""
+
+import argparse
+import atexit
+import ctypes
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+# A started daemon must answer within this long; a generous bound that only catches hangs.
+DAEMON_START_TIMEOUT_S = 60
+# SIGTERM must end weftd within this long, or the test fails (and the daemon is killed).
+DAEMON_STOP_TIMEOUT_S = 60
+# Default bound for one client command; only a hang guard.
+COMMAND_TIMEOUT_S = 300
+# Lines of the daemon log printed on failure.
+LOG_TAIL_LINES = 200
+
+# Child processes (and nbdsh, which runs `python3 -mnbd`) must find the system python3 with
+# the nbd module, not a pyenv shim that comes first on PATH.
+CHILD_ENV = dict(os.environ)
+CHILD_ENV["PATH"] = "/usr/bin:/usr/sbin:/bin:/sbin:" + os.environ.get("PATH", "")
+
+_started_pids = set()
+
+
+class TestFailure(Exception):
+    """An expectation of the test did not hold (as opposed to a bug in the test)."""
+
+
+def check(condition, message):
+    """Fails the test with `message` unless `condition` holds."""
+    if not condition:
+        raise TestFailure(message)
+
+
+def check_equal(actual, expected, what):
+    if actual != expected:
+        raise TestFailure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kill_group(pid):
+    """SIGKILL to the process group a started child leads (it called setpgrp), so helpers it
+    forked die with it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_leftovers():
+    for pid in list(_started_pids):
+        _kill_group(pid)
+    _started_pids.clear()
+
+
+atexit.register(_kill_leftovers)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies, even by SIGKILL (as when
+    ctest's timeout kills it), so no weftd outlives its test."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    os.setpgrp()
+
+
+def run(argv, *, timeout_s=COMMAND_TIMEOUT_S, check_rc=True, input_bytes=None, cwd=None):
+    """Runs a client command; returns the CompletedProcess (stdout/stderr as text).
+    With check_rc, a non-zero exit fails the test with the command and its output."""
+    argv = [str(a) for a in argv]
+    log("$ " + shlex.join(argv))
+    try:
+        result = subprocess.run(argv, input=input_bytes, capture_output=True, timeout=timeout_s,
+                                env=CHILD_ENV, cwd=cwd)
+    except subprocess.TimeoutExpired as error:
+        raise TestFailure(f"command timed out after {timeout_s} s: {shlex.join(argv)}") from error
+    result.stdout = result.stdout.decode(errors="replace")
+    result.stderr = result.stderr.decode(errors="replace")
+    if check_rc and result.returncode != 0:
+        raise TestFailure(f"command failed with exit code {result.returncode}: "
+                          f"{shlex.join(argv)}\n--- stdout\n{result.stdout[-4000:]}"
+                          f"\n--- stderr\n{result.stderr[-4000:]}")
+    return result
+
+
+def spawn(argv, *, cwd=None, output_path=None):
+    """Starts a client in the background (killed at exit if still running); stdout and
+    stderr go to output_path (or /dev/null). Returns the Popen."""
+    argv = [str(a) for a in argv]
+    log("$ " + shlex.join(argv) + " &")
+    with open(output_path or os.devnull, "ab") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=CHILD_ENV, cwd=cwd,
+                                   preexec_fn=_die_with_parent)
+    _started_pids.add(process.pid)
+    return process
+
+
+def wait_process(process, timeout_s=COMMAND_TIMEOUT_S):
+    """Waits for a spawned process; returns its exit code."""
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        process.kill()
+        raise TestFailure(f"pid {process.pid} did not exit within {timeout_s} s") from error
+    _started_pids.discard(process.pid)
+    return code
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(4 * MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_random_file(path, size_bytes, seed):
+    """A file of deterministic pseudo-random bytes (reproducible from `seed`)."""
+    block = hashlib.sha256(str(seed).encode()).digest()
+    # Expand 32 bytes into 1 MiB of distinct data, then vary each MiB by its index.
+    base = b"".join(hashlib.sha256(block + i.to_bytes(4, "little")).digest()
+                    for i in range(MIB // 32))
+    with open(path, "wb") as file:
+        written = 0
+        index = 0
+        while written < size_bytes:
+            prefix = index.to_bytes(8, "little") + seed.to_bytes(8, "little")
+            chunk = prefix + base[len(prefix):]
+            chunk = chunk[:size_bytes - written]
+            file.write(chunk)
+            written += len(chunk)
+            index += 1
+
+
+def pattern_bytes(seed, size_bytes):
+    """Deterministic bytes for in-memory writes (every 32-byte piece differs)."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size_bytes:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size_bytes])
+
+
+class Weftd:
+    """One weftd process on a data dir, with its disk file and ports. Restarting keeps the
+    data dir, the disk and the ports, so URIs stay valid across restarts."""
+
+    def __init__(self, binary, work_dir, *, disk_size="2G", log_level="info", name="weftd"):
+        self.binary = binary
+        self.name = name
+        self.data_dir = os.path.join(work_dir, f"{name}-data")
+        self.disk_path = os.path.join(work_dir, f"{name}-disk0.img")
+        self.disk_size = disk_size
+        self.log_level = log_level
+        self.log_path = os.path.join(work_dir, f"{name}.log")
+        self.nbd_port = free_port()
+        self.admin_port = free_port()
+        while self.admin_port == self.nbd_port:
+            self.admin_port = free_port()
+        self.process = None
+        self.starts = 0
+
+    @property
+    def admin_address(self):
+        return f"127.0.0.1:{self.admin_port}"
+
+    def uri(self, export_name):
+        return f"nbd://127.0.0.1:{self.nbd_port}/{export_name}"
+
+    def argv(self):
+        return [self.binary, "--data-dir", self.data_dir,
+                "--disk", f"{self.disk_path}:{self.disk_size}",
+                "--listen-nbd", f"127.0.0.1:{self.nbd_port}",
+                "--listen-admin", self.admin_address,
+                "--log-level", self.log_level]
+
+    def start(self):
+        """Starts weftd and waits until /healthz answers 200 and the NBD port accepts."""
+        check(self.process is None, f"{self.name} already running")
+        argv = self.argv()
+        self.starts += 1
+        log(f"starting {self.name} (start #{self.starts}): {shlex.join(argv)}")
+        with open(self.log_path, "ab") as log_file:
+            log_file.write(f"\n===== start #{self.starts}: {shlex.join(argv)}\n".encode())
+            log_file.flush()
+            self.process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=CHILD_ENV,
+                                            preexec_fn=_die_with_parent)
+        _started_pids.add(self.process.pid)
+        deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                self._forget()
+                raise TestFailure(f"{self.name} exited with code {code} during startup")
+            if self._healthy() and self._nbd_accepts():
+                log(f"{self.name} is up (pid {self.process.pid}, nbd {self.nbd_port}, "
+                    f"admin {self.admin_port})")
+                return
+            if time.monotonic() > deadline:
+                raise TestFailure(f"{self.name} did not become ready within "
+                                  f"{DAEMON_START_TIMEOUT_S} s")
+            time.sleep(0.1)
+
+    def _healthy(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.admin_address}/healthz", timeout=2) as r:
+                return r.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _nbd_accepts(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.nbd_port), timeout=2) as sock:
+                # A listening NBD server greets at once with NBDMAGIC.
+                sock.settimeout(5)
+                return sock.recv(8) == b"NBDMAGIC"
+        except OSError:
+            return False
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def check_alive(self, context):
+        if not self.alive():
+            code = None if self.process is None else self.process.returncode
+            raise TestFailure(f"{self.name} is not running after {context} (exit code {code})")
+
+    def stop(self):
+        """SIGTERM; requires a clean exit (code 0) within DAEMON_STOP_TIMEOUT_S."""
+        self.check_alive("the test (before SIGTERM)")
+        log(f"stopping {self.name} with SIGTERM")
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=DAEMON_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired as error:
+            self.kill()
+            raise TestFailure(f"{self.name} did not exit within {DAEMON_STOP_TIMEOUT_S} s of "
+                              "SIGTERM") from error
+        self._forget()
+        check(code == 0, f"{self.name} exited with code {code} after SIGTERM (expected 0)")
+
+    def kill(self):
+        """SIGKILL, as a crash: nothing is flushed or closed."""
+        if self.process is None:
+            return
+        log(f"killing {self.name} with SIGKILL")
+        _kill_group(self.process.pid)
+        self.process.wait()
+        self._forget()
+
+    def _forget(self):
+        _started_pids.discard(self.process.pid)
+        self.process = None
+
+    def admin_get(self, path):
+        """GET on the admin API; returns the parsed JSON body."""
+        url = f"http://{self.admin_address}{path}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read().decode())
+
+    def log_tail(self, lines=LOG_TAIL_LINES):
+        try:
+            with open(self.log_path, "r", errors="replace") as file:
+                return "".join(file.readlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+class Cli:
+    """The weft CLI pointed at one daemon's admin API."""
+
+    def __init__(self, binary, daemon):
+        self.binary = binary
+        self.daemon = daemon
+
+    def run(self, *args, expect_rc=0, json_output=False):
+        """Runs `weft --admin ADDR [--json] ARGS`; fails the test unless the exit code is
+        expect_rc (None: any). Returns the CompletedProcess."""
+        argv = [self.binary, "--admin", self.daemon.admin_address]
+        if json_output:
+            argv.append("--json")
+        argv += list(args)
+        result = run(argv, check_rc=False)
+        if expect_rc is not None and result.returncode != expect_rc:
+            raise TestFailure(f"weft {' '.join(map(str, args))}: exit code {result.returncode}, "
+                              f"expected {expect_rc}\n--- stdout\n{result.stdout}\n--- stderr\n"
+                              f"{result.stderr}")
+        return result
+
+    def json(self, *args):
+        """Runs the command with --json and returns the parsed output."""
+        result = self.run(*args, json_output=True)
+        try:
+            return json.loads(result.stdout)
+        except json.JSONDecodeError as error:
+            raise TestFailure(f"weft --json {' '.join(args)} printed invalid JSON ({error}):\n"
+                              f"{result.stdout}") from error
+
+    def create_vdisk(self, name, size, container=None):
+        args = ["vdisk", "create", name, "--size", size]
+        if container:
+            args += ["--container", container]
+        self.run(*args)
+
+    def vdisk_names(self):
+        """Names of the vDisks, from `weft --json vdisk list` (a list of objects or an object
+        holding one under "vdisks")."""
+        return sorted(v["name"] for v in _list_of(self.json("vdisk", "list"), "vdisks"))
+
+    def container_names(self):
+        return sorted(c["name"] for c in _list_of(self.json("container", "list"), "containers"))
+
+
+def _list_of(parsed, key):
+    if isinstance(parsed, dict) and key in parsed:
+        parsed = parsed[key]
+    if not isinstance(parsed, list):
+        raise TestFailure(f"expected a JSON list (or an object with {key!r}), got: {parsed!r}")
+    return parsed
+
+
+def nbd_handle(uri, *, strict=True, meta_allocation=False):
+    """A connected python3-libnbd handle."""
+    import nbd  # Only in /usr/bin/python3 (python3-libnbd).
+    handle = nbd.NBD()
+    if meta_allocation:
+        handle.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+    if not strict:
+        handle.set_strict_mode(0)
+    handle.connect_uri(uri)
+    return handle
+
+
+def export_size(uri):
+    handle = nbd_handle(uri)
+    try:
+        return handle.get_size()
+    finally:
+        handle.shutdown()
+
+
+def export_sha256(uri, work_dir, name="export.raw"):
+    """sha256 of a whole export, copied out with qemu-img convert."""
+    path = os.path.join(work_dir, name)
+    run(["qemu-img", "convert", "-f", "raw", "-O", "raw", uri, path])
+    digest = sha256_file(path)
+    os.unlink(path)
+    return digest
+
+
+def nbdinfo_map(uri):
+    """nbdinfo --map --json: [{offset, length, type, description}]; type bit 1 = hole."""
+    return json.loads(run(["nbdinfo", "--map", "--json", uri]).stdout)
+
+
+def allocated_bytes(extents, start=0, end=None):
+    """Bytes in [start, end) that the map reports as data (not a hole)."""
+    total = 0
+    for extent in extents:
+        low = max(extent["offset"], start)
+        high = extent["offset"] + extent["length"]
+        if end is not None:
+            high = min(high, end)
+        if high > low and not extent["type"] & 1:
+            total += high - low
+    return total
+
+
+class Harness:
+    """What a test's main gets: work_dir, weftd (started), cli, and the binaries' paths."""
+
+    def __init__(self, args, work_dir):
+        self.args = args
+        self.work_dir = work_dir
+        self.daemons = []
+        self.weftd = self.new_daemon()
+        self.cli = Cli(args.weft, self.weftd)
+
+    def new_daemon(self, **kwargs):
+        daemon = Weftd(self.args.weftd, self.work_dir, **kwargs)
+        self.daemons.append(daemon)
+        return daemon
+
+    def path(self, name):
+        return os.path.join(self.work_dir, name)
+
+
+def run_test(main, *, description=""):
+    """Parses --weftd/--weft/--keep, builds a Harness in a fresh temp dir, starts weftd, runs
+    main(harness) and exits 0 on success, 1 on failure (printing logs and how to re-run)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--weftd", required=True, help="path of the weftd binary")
+    parser.add_argument("--weft", required=True, help="path of the weft CLI binary")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--work-dir-parent", default=None,
+                        help="where to create the temp dir (default: $TMPDIR or /tmp)")
+    args = parser.parse_args()
+    for binary in (args.weftd, args.weft):
+        if not os.access(binary, os.X_OK):
+            print(f"not an executable: {binary}", file=sys.stderr)
+            sys.exit(1)
+    test_name = os.path.basename(sys.argv[0])
+    work_dir = tempfile.mkdtemp(prefix=f"weft-{os.path.splitext(test_name)[0]}-",
+                                dir=args.work_dir_parent)
+    rerun = shlex.join(["/usr/bin/python3", os.path.abspath(sys.argv[0]), "--weftd",
+                        os.path.abspath(args.weftd), "--weft", os.path.abspath(args.weft),
+                        "--keep"])
+    log(f"{test_name}: work dir {work_dir}")
+    harness = None
+    failed = True
+    try:
+        harness = Harness(args, work_dir)
+        harness.weftd.start()
+        main(harness)
+        for daemon in harness.daemons:
+            if daemon.alive():
+                daemon.stop()
+        failed = False
+    except TestFailure as error:
+        print(f"\nFAILED: {error}", file=sys.stderr)
+    except Exception:  # A bug in the test or an unexpected client error: still a failure.
+        print("\nFAILED with an exception:", file=sys.stderr)
+        traceback.print_exc()
+    if failed:
+        for daemon in (harness.daemons if harness else []):
+            print(f"\n--- last {LOG_TAIL_LINES} lines of {daemon.log_path}", file=sys.stderr)
+            print(daemon.log_tail(), file=sys.stderr)
+        print(f"\nreproduce with: {rerun}", file=sys.stderr)
+    _kill_leftovers()
+    if args.keep:
+        log(f"work dir kept: {work_dir}")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    log(f"{test_name}: {'FAILED' if failed else 'PASSED'}")
+    sys.exit(1 if failed else 0)
