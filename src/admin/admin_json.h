@@ -1,0 +1,58 @@
+// The admin API's JSON forms: views to JSON (server side), request bodies from JSON (server side,
+// strict), and views from JSON (client side, lenient). docs/admin-api.md shows every form.
+//
+// Nothing here throws: nlohmann exceptions are caught inside and turned into InvalidArgument, so
+// that bad input from the network can never escape as an exception (DESIGN.md: bad input gets a
+// clear error and never crashes the daemon).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "admin/admin_service.h"
+#include "base/status.h"
+
+namespace weft::admin {
+
+// Field names are the struct members' names; integers are JSON numbers.
+nlohmann::json ToJson(const ContainerView& view);
+nlohmann::json ToJson(const VdiskView& view);
+nlohmann::json ToJson(const DiskView& view);
+nlohmann::json ToJson(const NodeView& view);
+
+// {"error":{"code":CODE,"message":MESSAGE}}: every error answer of the API has this form.
+nlohmann::json ErrorJson(std::string_view code, std::string_view message);
+
+// Parses `text` as one JSON document. InvalidArgument names the line and column of a syntax
+// error.
+Result<nlohmann::json> ParseJson(std::string_view text);
+
+// Request bodies. The parsers are strict: the body must be a JSON object, required fields must be
+// present, every field must have its type (sizes are non-negative integers that fit 64 bits), and
+// an unknown field is an error, so that a typo is reported instead of silently ignored.
+struct CreateContainerRequest {
+  std::string name;
+  uint32_t replication_factor = 1;  // Optional in the body.
+};
+struct CreateVdiskRequest {
+  std::string name;
+  uint64_t size_bytes = 0;
+  std::string container;  // Optional in the body; empty: the default container.
+};
+struct ResizeVdiskRequest {
+  uint64_t size_bytes = 0;
+};
+Result<CreateContainerRequest> ParseCreateContainerRequest(std::string_view body);
+Result<CreateVdiskRequest> ParseCreateVdiskRequest(std::string_view body);
+Result<ResizeVdiskRequest> ParseResizeVdiskRequest(std::string_view body);
+
+// Answers, for clients (the CLI). These are lenient about unknown fields, so that an older client
+// still reads a newer server, but every field the view has must be present with its type.
+Result<ContainerView> ContainerViewFromJson(const nlohmann::json& json);
+Result<VdiskView> VdiskViewFromJson(const nlohmann::json& json);
+Result<DiskView> DiskViewFromJson(const nlohmann::json& json);
+Result<NodeView> NodeViewFromJson(const nlohmann::json& json);
+
+}  // namespace weft::admin

@@ -1,0 +1,87 @@
+// AdminService: what the admin HTTP API (admin_http_server.h) exposes, as plain calls. The daemon
+// implements it on top of the vDisk manager; tests implement it with a fake.
+//
+// Threading: every method is thread-safe and blocking. The HTTP server calls it from its worker
+// threads; the daemon's implementation hands the call to the reactor thread and waits for the
+// answer.
+//
+// Errors (and the HTTP status the API maps them to): InvalidArgument 400 (bad name, size,
+// replication factor), NotFound 404, AlreadyExists 409, Busy 409 (e.g. a container that still
+// holds vDisks, a vDisk with open NBD connections), Aborted 409 (a concurrent update won),
+// NoSpace 507, anything else 500.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace weft::admin {
+
+struct ContainerView {
+  std::string name;
+  uint32_t replication_factor = 1;
+  uint64_t vdisk_count = 0;
+  uint64_t provisioned_bytes = 0;  // Sum of its vDisks' sizes.
+  uint64_t used_bytes = 0;         // Bytes of written data its vDisks hold.
+};
+
+struct VdiskView {
+  std::string name;
+  std::string container;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;      // Written data (thin provisioning: <= size).
+  uint64_t mapped_vblocks = 0;  // 1 MiB vBlocks with a block-map entry.
+  uint64_t created_unix_s = 0;
+  std::string nbd_uri;  // "nbd://127.0.0.1:10809/NAME"
+  uint32_t open_connections = 0;
+};
+
+struct DiskView {
+  std::string path;
+  std::string uuid;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t egroups = 0;
+  std::string state;  // "online", or the error that took it offline.
+};
+
+struct NodeView {
+  std::string node_id;
+  std::string version;
+  uint64_t uptime_s = 0;
+  std::string data_dir;
+  std::string nbd_address;    // "127.0.0.1:10809"; "unix:/path" for a Unix socket.
+  std::string admin_address;  // "127.0.0.1:9440"
+  uint32_t nbd_connections = 0;
+  uint64_t vdisk_count = 0;
+  uint64_t container_count = 0;
+  std::vector<DiskView> disks;
+};
+
+class AdminService {
+ public:
+  virtual ~AdminService() = default;
+
+  virtual Result<NodeView> GetNode() = 0;
+
+  virtual Result<std::vector<ContainerView>> ListContainers() = 0;
+  virtual Result<ContainerView> GetContainer(const std::string& name) = 0;
+  virtual Result<ContainerView> CreateContainer(const std::string& name,
+                                                uint32_t replication_factor) = 0;
+  // Busy while the container holds vDisks.
+  virtual Status DeleteContainer(const std::string& name) = 0;
+
+  virtual Result<std::vector<VdiskView>> ListVdisks() = 0;
+  virtual Result<VdiskView> GetVdisk(const std::string& name) = 0;
+  // Empty container: the default container.
+  virtual Result<VdiskView> CreateVdisk(const std::string& name, uint64_t size_bytes,
+                                        const std::string& container) = 0;
+  // Shrinking frees the data past the new end.
+  virtual Result<VdiskView> ResizeVdisk(const std::string& name, uint64_t size_bytes) = 0;
+  virtual Status DeleteVdisk(const std::string& name) = 0;
+};
+
+}  // namespace weft::admin

@@ -1,0 +1,60 @@
+// FakeAdminService: an in-memory AdminService for tests of the HTTP API and the CLI. It keeps
+// containers and vDisks in maps under one mutex and checks what the daemon checks (names, sizes,
+// replication factors, busy containers and vDisks), so that every error the API maps can be
+// produced. Starts with the container "default" (RF 1).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin/admin_service.h"
+
+namespace weft::admin {
+
+class FakeAdminService final : public AdminService {
+ public:
+  // Limits the fake enforces, as the daemon would.
+  static constexpr uint32_t kReplicationFactorMax = 3;
+  static constexpr uint64_t kSizeAlignmentBytes = 4096;
+  static constexpr uint64_t kVdiskSizeMaxBytes = uint64_t{1} << 50;  // 1 PiB.
+  static constexpr size_t kNameMaxChars = 64;
+
+  FakeAdminService();
+
+  // The next service call (whichever it is) fails with `status` instead of running.
+  void FailNextCall(Status status);
+  // Simulates NBD clients on a vDisk: deleting it is Busy while `count` > 0.
+  void SetOpenConnections(const std::string& vdisk, uint32_t count);
+  // Number of service calls made so far (to check that bad requests never reach the service).
+  uint64_t call_count();
+
+  Result<NodeView> GetNode() override;
+  Result<std::vector<ContainerView>> ListContainers() override;
+  Result<ContainerView> GetContainer(const std::string& name) override;
+  Result<ContainerView> CreateContainer(const std::string& name,
+                                        uint32_t replication_factor) override;
+  Status DeleteContainer(const std::string& name) override;
+  Result<std::vector<VdiskView>> ListVdisks() override;
+  Result<VdiskView> GetVdisk(const std::string& name) override;
+  Result<VdiskView> CreateVdisk(const std::string& name, uint64_t size_bytes,
+                                const std::string& container) override;
+  Result<VdiskView> ResizeVdisk(const std::string& name, uint64_t size_bytes) override;
+  Status DeleteVdisk(const std::string& name) override;
+
+ private:
+  // Counts the call and returns the injected failure, if any. Requires mutex_.
+  Status BeginCall();
+  ContainerView ContainerLocked(const std::string& name) const;  // Requires mutex_.
+
+  std::mutex mutex_;
+  std::map<std::string, uint32_t> container_replication_factors_;  // Guarded by mutex_.
+  std::map<std::string, VdiskView> vdisks_;                        // Guarded by mutex_.
+  std::optional<Status> next_failure_;                             // Guarded by mutex_.
+  uint64_t call_count_ = 0;                                        // Guarded by mutex_.
+};
+
+}  // namespace weft::admin
