@@ -12,31 +12,7 @@
 namespace weft::nbd {
 namespace {
 
-// Builds client-side byte strings in network order.
-class Bytes {
- public:
-  Bytes& U16(uint16_t value) { return Put(BigEndian<uint16_t>(value)); }
-  Bytes& U32(uint32_t value) { return Put(BigEndian<uint32_t>(value)); }
-  Bytes& U64(uint64_t value) { return Put(BigEndian<uint64_t>(value)); }
-  Bytes& Text(std::string_view text) {
-    for (char c : text) bytes_.push_back(static_cast<std::byte>(c));
-    return *this;
-  }
-  Bytes& String32(std::string_view text) {
-    return U32(static_cast<uint32_t>(text.size())).Text(text);
-  }
-  std::span<const std::byte> span() const { return bytes_; }
-  const std::vector<std::byte>& vector() const { return bytes_; }
-
- private:
-  template <typename Wire>
-  Bytes& Put(const Wire& wire) {
-    const auto* data = reinterpret_cast<const std::byte*>(&wire);
-    bytes_.insert(bytes_.end(), data, data + sizeof(wire));
-    return *this;
-  }
-  std::vector<std::byte> bytes_;
-};
+using Bytes = testing::WireBytes;
 
 template <typename T>
 T Load(const std::vector<std::byte>& bytes, size_t offset) {

@@ -13,8 +13,39 @@
 #include <vector>
 
 #include "frontend/nbd/nbd_export.h"
+#include "frontend/nbd/nbd_protocol.h"
 
 namespace weft::nbd::testing {
+
+// Builds what a client sends, in network order.
+class WireBytes {
+ public:
+  WireBytes& U16(uint16_t value) { return Put(BigEndian<uint16_t>(value)); }
+  WireBytes& U32(uint32_t value) { return Put(BigEndian<uint32_t>(value)); }
+  WireBytes& U64(uint64_t value) { return Put(BigEndian<uint64_t>(value)); }
+  WireBytes& Text(std::string_view text) {
+    for (char c : text) bytes_.push_back(static_cast<std::byte>(c));
+    return *this;
+  }
+  WireBytes& String32(std::string_view text) {
+    return U32(static_cast<uint32_t>(text.size())).Text(text);
+  }
+  WireBytes& Raw(std::span<const std::byte> bytes) {
+    bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
+    return *this;
+  }
+  std::span<const std::byte> span() const { return bytes_; }
+  const std::vector<std::byte>& vector() const { return bytes_; }
+
+ private:
+  template <typename Wire>
+  WireBytes& Put(const Wire& wire) {
+    const auto* data = reinterpret_cast<const std::byte*>(&wire);
+    bytes_.insert(bytes_.end(), data, data + sizeof(wire));
+    return *this;
+  }
+  std::vector<std::byte> bytes_;
+};
 
 inline constexpr uint64_t kAllocationBlockBytes = 4096;
 
