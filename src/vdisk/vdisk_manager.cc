@@ -1,0 +1,379 @@
+#include "vdisk/vdisk_manager.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace weft::vdisk {
+
+namespace {
+
+constexpr uint32_t kScanBatchRows = 1000;
+constexpr uint64_t kVdiskIdBatch = 16;
+constexpr uint64_t kEgroupIdBatch = 1024;
+
+uint64_t NowUnixSeconds() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string ContainerTicket(const std::string& name) { return "container:" + name; }
+std::string VdiskTicket(const std::string& name) { return "vdisk:" + name; }
+
+}  // namespace
+
+VdiskManager::VdiskManager(VdiskManagerOptions options)
+    : options_(std::move(options)),
+      vdisk_ids_(*options_.metadata, "vdisk", kVdiskIdBatch),
+      egroup_ids_(*options_.metadata, "egroup", kEgroupIdBatch) {
+  WEFT_ASSERT(options_.metadata != nullptr && options_.disks != nullptr);
+  WEFT_ASSERT(options_.executor != nullptr && options_.node_count >= 1);
+}
+
+VdiskManager::~VdiskManager() {
+  for (const auto& [name, entry] : vdisks_)
+    WEFT_ASSERT(entry.controller->inflight_operations() == 0);
+}
+
+ControllerContext VdiskManager::controller_context() {
+  return ControllerContext{options_.metadata, options_.executor, options_.disks, &egroup_ids_};
+}
+
+uint64_t VdiskManager::inflight_operations() const {
+  uint64_t total = 0;
+  for (const auto& [name, entry] : vdisks_) total += entry.controller->inflight_operations();
+  return total;
+}
+
+// ---- Open ----
+
+void VdiskManager::Open(Completion done) {
+  LoadContainers("", [this, done = std::move(done)](Status status) mutable {
+    if (!status.ok()) return done(status);
+    LoadVdisks("", {}, std::move(done));
+  });
+}
+
+void VdiskManager::LoadContainers(std::string start_after, Completion done) {
+  options_.metadata->Scan(
+      std::string(kContainerPrefix), std::move(start_after), kScanBatchRows,
+      [this, done = std::move(done)](Result<std::vector<metadata::Row>> rows) mutable {
+        if (!rows.ok()) return done(rows.status());
+        for (const metadata::Row& row : *rows) {
+          records::Container record;
+          const Status decoded = Decode(row.key, row.value, record);
+          if (!decoded.ok()) return done(decoded);
+          containers_[record.name()] = ContainerEntry{record, row.version};
+        }
+        if (rows->size() < kScanBatchRows) return done(Status::Ok());
+        LoadContainers(rows->back().key, std::move(done));
+      });
+}
+
+void VdiskManager::LoadVdisks(std::string start_after, std::vector<metadata::Row> loaded,
+                              Completion done) {
+  options_.metadata->Scan(
+      std::string(kVdiskPrefix), std::move(start_after), kScanBatchRows,
+      [this, loaded = std::move(loaded),
+       done = std::move(done)](Result<std::vector<metadata::Row>> rows) mutable {
+        if (!rows.ok()) return done(rows.status());
+        const bool more = rows->size() == kScanBatchRows;
+        for (metadata::Row& row : *rows) loaded.push_back(std::move(row));
+        if (more) {
+          std::string last = loaded.back().key;
+          return LoadVdisks(std::move(last), std::move(loaded), std::move(done));
+        }
+        OpenLoadedVdisks(std::move(loaded), 0, std::move(done));
+      });
+}
+
+void VdiskManager::OpenLoadedVdisks(std::vector<metadata::Row> rows, size_t index,
+                                    Completion done) {
+  if (index == rows.size()) return done(Status::Ok());
+  records::Vdisk record;
+  const metadata::Row& row = rows[index];
+  const Status decoded = Decode(row.key, row.value, record);
+  if (!decoded.ok()) return done(decoded);
+  // One vDisk loads at a time; it waits here until its block map is in.
+  WEFT_ASSERT(loading_ == nullptr);
+  loading_ = std::make_unique<VdiskController>(controller_context(), record);
+  loading_->Load(
+      [this, rows = std::move(rows), index, done = std::move(done)](Status status) mutable {
+        std::unique_ptr<VdiskController> controller = std::move(loading_);
+        const metadata::Row& row = rows[index];
+        if (!status.ok()) {
+          return done(status.WithContext(fmt::format("loading vdisk row {}", row.key)));
+        }
+        const records::Vdisk& record = controller->record();
+        if (record.state() == records::VDISK_STATE_DELETING) {
+          spdlog::info("vdisk {}: finishing its deletion", record.name());
+          std::string key = row.key;
+          const uint64_t version = row.version;
+          auto next = [this, rows = std::move(rows), index,
+                       done = std::move(done)](Status deleted) mutable {
+            if (!deleted.ok()) return done(deleted);
+            OpenLoadedVdisks(std::move(rows), index + 1, std::move(done));
+          };
+          return FinishDeletion(std::move(controller), std::move(key), version, std::move(next));
+        }
+        vdisks_[record.name()] = VdiskEntry{std::move(controller), row.version};
+        OpenLoadedVdisks(std::move(rows), index + 1, std::move(done));
+      });
+}
+
+// ---- Containers ----
+
+void VdiskManager::CreateContainer(const std::string& name, uint32_t replication_factor,
+                                   ResultCompletion<records::Container> done) {
+  auto fail = [this, &done](Status status) {
+    options_.executor([done = std::move(done), status] { done(status); });
+  };
+  Status valid = ValidateName("container", name);
+  if (!valid.ok()) return fail(valid);
+  if (replication_factor < 1 || replication_factor > kReplicationFactorMax) {
+    return fail(Status::InvalidArgument(fmt::format("replication factor {} is not between 1 and {}",
+                                                    replication_factor, kReplicationFactorMax)));
+  }
+  if (replication_factor > options_.node_count) {
+    return fail(Status::InvalidArgument(
+        fmt::format("replication factor {} needs at least {} nodes, and this cluster has {}",
+                    replication_factor, replication_factor, options_.node_count)));
+  }
+  if (containers_.contains(name) || names_in_progress_.contains(ContainerTicket(name))) {
+    return fail(Status::AlreadyExists(fmt::format("container '{}' already exists", name)));
+  }
+  records::Container record;
+  record.set_format_version(1);
+  record.set_name(name);
+  record.set_replication_factor(replication_factor);
+  record.set_created_unix_s(NowUnixSeconds());
+  names_in_progress_.insert(ContainerTicket(name));
+  options_.metadata->CompareAndSet(ContainerKey(name), 0, Encode(record),
+                                   [this, record, done = std::move(done)](Result<uint64_t> set) {
+                                     names_in_progress_.erase(ContainerTicket(record.name()));
+                                     if (set.status().IsAborted()) {
+                                       return done(Status::AlreadyExists(fmt::format(
+                                           "container '{}' already exists", record.name())));
+                                     }
+                                     if (!set.ok()) return done(set.status());
+                                     containers_[record.name()] = ContainerEntry{record, *set};
+                                     spdlog::info("container {} created (replication factor {})",
+                                                  record.name(), record.replication_factor());
+                                     done(record);
+                                   });
+}
+
+void VdiskManager::DeleteContainer(const std::string& name, Completion done) {
+  auto fail = [this, &done](Status status) {
+    options_.executor([done = std::move(done), status] { done(status); });
+  };
+  const auto found = containers_.find(name);
+  if (found == containers_.end() || names_in_progress_.contains(ContainerTicket(name))) {
+    return fail(Status::NotFound(fmt::format("container '{}' not found", name)));
+  }
+  uint64_t vdisks = 0;
+  for (const auto& [vdisk_name, entry] : vdisks_) {
+    if (entry.controller->record().container() == name) ++vdisks;
+  }
+  for (const auto& controller : deleting_) {
+    if (controller->record().container() == name) ++vdisks;
+  }
+  if (vdisks > 0) {
+    return fail(Status::Busy(
+        fmt::format("container '{}' still holds {} vdisk(s); delete them first", name, vdisks)));
+  }
+  names_in_progress_.insert(ContainerTicket(name));
+  options_.metadata->CompareAndDelete(ContainerKey(name), found->second.version,
+                                      [this, name, done = std::move(done)](Status status) {
+                                        names_in_progress_.erase(ContainerTicket(name));
+                                        if (status.ok()) {
+                                          containers_.erase(name);
+                                          spdlog::info("container {} deleted", name);
+                                        }
+                                        done(status);
+                                      });
+}
+
+std::vector<records::Container> VdiskManager::ListContainers() const {
+  std::vector<records::Container> list;
+  for (const auto& [name, entry] : containers_) list.push_back(entry.record);
+  return list;
+}
+
+Result<records::Container> VdiskManager::GetContainer(const std::string& name) const {
+  const auto found = containers_.find(name);
+  if (found == containers_.end()) {
+    return Status::NotFound(fmt::format("container '{}' not found", name));
+  }
+  return found->second.record;
+}
+
+// ---- vDisks ----
+
+Status VdiskManager::CheckNewVdisk(const std::string& name, uint64_t size_bytes,
+                                   const std::string& container) const {
+  WEFT_RETURN_IF_ERROR(ValidateName("vdisk", name));
+  WEFT_RETURN_IF_ERROR(ValidateVdiskSize(size_bytes));
+  if (!containers_.contains(container)) {
+    return Status::NotFound(fmt::format("container '{}' not found", container));
+  }
+  if (vdisks_.contains(name) || names_in_progress_.contains(VdiskTicket(name))) {
+    return Status::AlreadyExists(fmt::format("vdisk '{}' already exists", name));
+  }
+  for (const auto& controller : deleting_) {
+    if (controller->record().name() == name) {
+      return Status::Busy(fmt::format("vdisk '{}' is still being deleted", name));
+    }
+  }
+  return Status::Ok();
+}
+
+void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
+                               const std::string& container_name,
+                               ResultCompletion<records::Vdisk> done) {
+  const std::string container = container_name.empty() ? kDefaultContainer : container_name;
+  const Status valid = CheckNewVdisk(name, size_bytes, container);
+  if (!valid.ok()) {
+    options_.executor([done = std::move(done), valid] { done(valid); });
+    return;
+  }
+  names_in_progress_.insert(VdiskTicket(name));
+  vdisk_ids_.Allocate([this, name, size_bytes, container,
+                       done = std::move(done)](Result<uint64_t> vdisk_id) mutable {
+    if (!vdisk_id.ok()) {
+      names_in_progress_.erase(VdiskTicket(name));
+      return done(vdisk_id.status());
+    }
+    records::Vdisk record;
+    record.set_format_version(1);
+    record.set_name(name);
+    record.set_id(*vdisk_id);
+    record.set_container(container);
+    record.set_size_bytes(size_bytes);
+    record.set_created_unix_s(NowUnixSeconds());
+    record.set_state(records::VDISK_STATE_ACTIVE);
+    options_.metadata->CompareAndSet(
+        VdiskKey(name), 0, Encode(record),
+        [this, record, done = std::move(done)](Result<uint64_t> set) mutable {
+          names_in_progress_.erase(VdiskTicket(record.name()));
+          if (set.status().IsAborted()) {
+            return done(
+                Status::AlreadyExists(fmt::format("vdisk '{}' already exists", record.name())));
+          }
+          if (!set.ok()) return done(set.status());
+          // A new vDisk has no block map or egroups yet: nothing to load.
+          vdisks_[record.name()] =
+              VdiskEntry{std::make_unique<VdiskController>(controller_context(), record), *set};
+          spdlog::info("vdisk {} created: {} bytes in container {}", record.name(),
+                       record.size_bytes(), record.container());
+          done(record);
+        });
+  });
+}
+
+void VdiskManager::ResizeVdisk(const std::string& name, uint64_t size_bytes,
+                               ResultCompletion<records::Vdisk> done) {
+  auto fail = [this, &done](Status status) {
+    options_.executor([done = std::move(done), status] { done(status); });
+  };
+  const auto found = vdisks_.find(name);
+  if (found == vdisks_.end())
+    return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));
+  const Status valid = ValidateVdiskSize(size_bytes);
+  if (!valid.ok()) return fail(valid);
+  if (names_in_progress_.contains(VdiskTicket(name))) {
+    return fail(Status::Busy(fmt::format("vdisk '{}' is being changed; try again", name)));
+  }
+  records::Vdisk record = found->second.controller->record();
+  record.set_size_bytes(size_bytes);
+  names_in_progress_.insert(VdiskTicket(name));
+  options_.metadata->CompareAndSet(
+      VdiskKey(name), found->second.version, Encode(record),
+      [this, record, done = std::move(done)](Result<uint64_t> set) mutable {
+        const auto entry = vdisks_.find(record.name());
+        WEFT_ASSERT(entry != vdisks_.end());  // Deletion waits for names_in_progress_.
+        if (!set.ok()) {
+          names_in_progress_.erase(VdiskTicket(record.name()));
+          return done(set.status());
+        }
+        entry->second.version = *set;
+        entry->second.controller->Resize(
+            record, [this, record, done = std::move(done)](Status status) {
+              names_in_progress_.erase(VdiskTicket(record.name()));
+              if (!status.ok()) return done(status);
+              spdlog::info("vdisk {} resized to {} bytes", record.name(), record.size_bytes());
+              done(record);
+            });
+      });
+}
+
+void VdiskManager::DeleteVdisk(const std::string& name, Completion done) {
+  auto fail = [this, &done](Status status) {
+    options_.executor([done = std::move(done), status] { done(status); });
+  };
+  const auto found = vdisks_.find(name);
+  if (found == vdisks_.end())
+    return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));
+  VdiskController& controller = *found->second.controller;
+  if (names_in_progress_.contains(VdiskTicket(name))) {
+    return fail(Status::Busy(fmt::format("vdisk '{}' is being changed; try again", name)));
+  }
+  if (controller.open_handles() > 0) {
+    return fail(Status::Busy(
+        fmt::format("vdisk '{}' has {} open NBD connection(s)", name, controller.open_handles())));
+  }
+  if (controller.inflight_operations() > 0) {
+    return fail(Status::Busy(fmt::format("vdisk '{}' has I/O in flight", name)));
+  }
+  records::Vdisk record = controller.record();
+  record.set_state(records::VDISK_STATE_DELETING);
+  names_in_progress_.insert(VdiskTicket(name));
+  options_.metadata->CompareAndSet(
+      VdiskKey(name), found->second.version, Encode(record),
+      [this, name, done = std::move(done)](Result<uint64_t> set) mutable {
+        names_in_progress_.erase(VdiskTicket(name));
+        if (!set.ok()) return done(set.status());
+        auto entry = vdisks_.extract(name);
+        WEFT_ASSERT(!entry.empty());
+        spdlog::info("vdisk {}: deleting", name);
+        FinishDeletion(std::move(entry.mapped().controller), VdiskKey(name), *set, std::move(done));
+      });
+}
+
+void VdiskManager::FinishDeletion(std::unique_ptr<VdiskController> controller, std::string key,
+                                  uint64_t version, Completion done) {
+  VdiskController* raw = controller.get();
+  deleting_.push_back(std::move(controller));
+  raw->DestroyData(
+      [this, raw, key = std::move(key), version, done = std::move(done)](Status status) mutable {
+        auto finish = [this, raw, done = std::move(done)](Status status) mutable {
+          const std::string name = raw->record().name();
+          if (status.ok()) {
+            std::erase_if(deleting_, [raw](const auto& owned) { return owned.get() == raw; });
+            spdlog::info("vdisk {} deleted", name);
+          } else {
+            // The row stays DELETING: the next start tries again.
+            spdlog::error("vdisk {}: deletion failed, to be retried at the next start: {}", name,
+                          status.ToString());
+          }
+          done(status);
+        };
+        if (!status.ok()) return finish(status);
+        options_.metadata->CompareAndDelete(key, version, std::move(finish));
+      });
+}
+
+std::vector<VdiskController*> VdiskManager::ListVdisks() const {
+  std::vector<VdiskController*> list;
+  for (const auto& [name, entry] : vdisks_) list.push_back(entry.controller.get());
+  return list;
+}
+
+VdiskController* VdiskManager::FindVdisk(const std::string& name) const {
+  const auto found = vdisks_.find(name);
+  return found == vdisks_.end() ? nullptr : found->second.controller.get();
+}
+
+}  // namespace weft::vdisk

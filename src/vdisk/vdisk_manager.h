@@ -1,0 +1,101 @@
+// VdiskManager: the node's catalogue of containers and vDisks, and the owner of their
+// controllers. Creates, resizes and deletes them through the metadata store (compare-and-set on
+// versioned rows, one row per container and per vDisk, no cross-row transactions), keeps an
+// in-memory view for listing, and hands controllers to the frontends.
+//
+// Deleting a vDisk first marks its row DELETING (it disappears from every listing and export),
+// then destroys its block map and egroups, then deletes the row; a restart in between resumes
+// the deletion.
+//
+// Threading: the reactor thread. Completions run later through the executor or the stores.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "metadata/metadata_store.h"
+#include "vdisk/id_allocator.h"
+#include "vdisk/node_disks.h"
+#include "vdisk/vdisk_controller.h"
+#include "vdisk/vdisk_keys.h"
+
+namespace weft::vdisk {
+
+struct VdiskManagerOptions {
+  metadata::MetadataStore* metadata = nullptr;
+  metadata::Executor executor;
+  std::vector<NodeDisk>* disks = nullptr;
+  // Nodes able to hold a copy; a container's replication factor may not exceed it.
+  uint32_t node_count = 1;
+};
+
+template <typename T>
+using ResultCompletion = std::function<void(Result<T>)>;
+
+class VdiskManager {
+ public:
+  static constexpr const char* kDefaultContainer = "default";
+
+  explicit VdiskManager(VdiskManagerOptions options);
+  ~VdiskManager();
+
+  // Loads containers and vDisks and their block maps, and finishes deletions a stop
+  // interrupted. Must complete OK before anything else is called.
+  void Open(Completion done);
+
+  void CreateContainer(const std::string& name, uint32_t replication_factor,
+                       ResultCompletion<records::Container> done);
+  // Busy while the container holds vDisks.
+  void DeleteContainer(const std::string& name, Completion done);
+  std::vector<records::Container> ListContainers() const;
+  Result<records::Container> GetContainer(const std::string& name) const;
+
+  // An empty container name means kDefaultContainer.
+  void CreateVdisk(const std::string& name, uint64_t size_bytes, const std::string& container,
+                   ResultCompletion<records::Vdisk> done);
+  void ResizeVdisk(const std::string& name, uint64_t size_bytes,
+                   ResultCompletion<records::Vdisk> done);
+  // Busy while NBD connections hold it open or I/O runs on it.
+  void DeleteVdisk(const std::string& name, Completion done);
+  // Active vDisks, by name.
+  std::vector<VdiskController*> ListVdisks() const;
+  VdiskController* FindVdisk(const std::string& name) const;
+
+  // Operations in flight on every controller (the daemon drains them before stopping).
+  uint64_t inflight_operations() const;
+
+ private:
+  struct ContainerEntry {
+    records::Container record;
+    uint64_t version = 0;
+  };
+  struct VdiskEntry {
+    std::unique_ptr<VdiskController> controller;
+    uint64_t version = 0;
+  };
+
+  Status CheckNewVdisk(const std::string& name, uint64_t size_bytes,
+                       const std::string& container) const;
+  void LoadContainers(std::string start_after, Completion done);
+  void LoadVdisks(std::string start_after, std::vector<metadata::Row> rows, Completion done);
+  void OpenLoadedVdisks(std::vector<metadata::Row> rows, size_t index, Completion done);
+  void FinishDeletion(std::unique_ptr<VdiskController> controller, std::string key,
+                      uint64_t version, Completion done);
+  ControllerContext controller_context();
+
+  VdiskManagerOptions options_;
+  IdAllocator vdisk_ids_;
+  IdAllocator egroup_ids_;
+  std::map<std::string, ContainerEntry> containers_;
+  std::map<std::string, VdiskEntry> vdisks_;
+  std::set<std::string> names_in_progress_;  // vDisks and containers being created or deleted.
+  std::vector<std::unique_ptr<VdiskController>> deleting_;
+  std::unique_ptr<VdiskController> loading_;  // Open(): the vDisk whose block map is loading.
+};
+
+}  // namespace weft::vdisk

@@ -1,0 +1,281 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "base/aligned_buffer.h"
+#include "vdisk/vdisk_test_util.h"
+
+namespace weft::vdisk {
+namespace {
+
+using testing::TestNode;
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+class VdiskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(node_.Start().ok());
+    CreateDefaults();
+  }
+
+  void CreateDefaults() {
+    auto container = node_.Wait<records::Container>(
+        [&](auto done) { node_.manager().CreateContainer("default", 1, done); });
+    ASSERT_TRUE(container.ok()) << container.status().ToString();
+  }
+
+  Result<records::Vdisk> CreateVdisk(const std::string& name, uint64_t size_bytes,
+                                     const std::string& container = "") {
+    return node_.Wait<records::Vdisk>(
+        [&](auto done) { node_.manager().CreateVdisk(name, size_bytes, container, done); });
+  }
+
+  VdiskController& Vdisk(const std::string& name) {
+    VdiskController* controller = node_.manager().FindVdisk(name);
+    EXPECT_NE(controller, nullptr) << name;
+    return *controller;
+  }
+
+  Status Write(VdiskController& vdisk, uint64_t offset, std::span<const std::byte> data) {
+    return node_.WaitStatus([&](Completion done) { vdisk.Write(offset, data, done); });
+  }
+  Status Read(VdiskController& vdisk, uint64_t offset, std::span<std::byte> buffer) {
+    return node_.WaitStatus([&](Completion done) { vdisk.Read(offset, buffer, done); });
+  }
+  // The whole vDisk's contents.
+  std::vector<std::byte> ReadAll(VdiskController& vdisk) {
+    AlignedBuffer buffer(vdisk.size_bytes());
+    const Status status = Read(vdisk, 0, buffer.span());
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    return std::vector<std::byte>(buffer.data(), buffer.data() + vdisk.size_bytes());
+  }
+
+  TestNode node_{2};
+};
+
+void FillRandom(std::span<std::byte> bytes, std::mt19937_64& random) {
+  for (std::byte& byte : bytes) byte = static_cast<std::byte>(random() & 0xff);
+}
+
+// Mutations submitted together (overlapping, unaligned, spanning vBlocks) must apply in arrival
+// order: the result must equal a model that applies them one by one.
+TEST_F(VdiskTest, ConcurrentMutationsMatchAModelApplyingThemInOrder) {
+  constexpr uint64_t kSize = 24 * kMiB;
+  ASSERT_TRUE(CreateVdisk("model", kSize).ok());
+  VdiskController& vdisk = Vdisk("model");
+  std::vector<std::byte> model(kSize, std::byte{0});
+  std::mt19937_64 random(42);
+  for (int round = 0; round < 30; ++round) {
+    std::vector<std::unique_ptr<AlignedBuffer>> buffers;
+    int outstanding = 0;
+    std::vector<Status> failures;
+    for (int op = 0; op < 12; ++op) {
+      // Offsets cluster in the first 6 MiB so operations overlap; some are unaligned.
+      const bool aligned = random() % 2 == 0;
+      uint64_t offset = random() % (6 * kMiB);
+      uint64_t length = 1 + random() % (aligned ? 2 * kMiB : 300000);
+      if (aligned) {
+        offset = offset / 4096 * 4096;
+        length = (length + 4095) / 4096 * 4096;
+      }
+      if (random() % 5 == 0) offset += 8 * kMiB + (random() % (15 * kMiB));
+      if (aligned) offset = offset / 4096 * 4096;
+      if (offset >= kSize) continue;
+      length = std::min(length, kSize - offset);
+      if (length == 0) continue;
+      ++outstanding;
+      auto done = [&](Status status) {
+        if (!status.ok()) failures.push_back(status);
+        --outstanding;
+      };
+      const int kind = static_cast<int>(random() % 6);
+      if (kind <= 2) {
+        auto buffer = std::make_unique<AlignedBuffer>(length);
+        FillRandom(buffer->span(), random);
+        std::memcpy(model.data() + offset, buffer->data(), length);
+        vdisk.Write(offset, buffer->span(), done);
+        buffers.push_back(std::move(buffer));
+      } else if (kind == 3) {
+        // Trim leaves partial blocks at its edges alone.
+        const uint64_t first = (offset + 4095) / 4096 * 4096;
+        const uint64_t last = (offset + length) / 4096 * 4096;
+        if (last > first) std::memset(model.data() + first, 0, last - first);
+        vdisk.Trim(offset, length, done);
+      } else {
+        std::memset(model.data() + offset, 0, length);
+        vdisk.WriteZeroes(offset, length, /*no_hole=*/kind == 5, done);
+      }
+    }
+    ASSERT_TRUE(node_.RunUntil([&] { return outstanding == 0; }));
+    for (const Status& failure : failures) ADD_FAILURE() << failure.ToString();
+    if (round % 10 == 9 || round == 0) {
+      const std::vector<std::byte> contents = ReadAll(vdisk);
+      ASSERT_EQ(std::memcmp(contents.data(), model.data(), kSize), 0) << "round " << round;
+    }
+  }
+  // And after a restart, from the metadata and the disks alone.
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  const std::vector<std::byte> contents = ReadAll(Vdisk("model"));
+  ASSERT_EQ(std::memcmp(contents.data(), model.data(), kSize), 0);
+}
+
+TEST_F(VdiskTest, UnwrittenSpaceReadsZerosAndUsesNoDisk) {
+  ASSERT_TRUE(CreateVdisk("thin", 1ull << 40).ok());  // 1 TiB on 2 x 256 MiB disks.
+  VdiskController& vdisk = Vdisk("thin");
+  AlignedBuffer buffer(3 * kMiB);
+  std::memset(buffer.data(), 0xAB, buffer.size());
+  ASSERT_TRUE(Read(vdisk, (1ull << 40) - 3 * kMiB, buffer.span()).ok());
+  for (std::byte byte : buffer.span()) ASSERT_EQ(byte, std::byte{0});
+  EXPECT_EQ(vdisk.stats().used_bytes, 0u);
+  EXPECT_EQ(vdisk.stats().vblocks_mapped, 0u);
+  // A write at the far end maps one vBlock and uses its bytes only.
+  AlignedBuffer data(8192);
+  std::memset(data.data(), 0x5A, data.size());
+  ASSERT_TRUE(Write(vdisk, (1ull << 40) - 8192, data.span()).ok());
+  EXPECT_EQ(vdisk.stats().used_bytes, 8192u);
+  EXPECT_EQ(vdisk.stats().vblocks_mapped, 1u);
+}
+
+TEST_F(VdiskTest, TrimFreesSpaceAndBlockStatusShowsHoles) {
+  ASSERT_TRUE(CreateVdisk("holes", 8 * kMiB).ok());
+  VdiskController& vdisk = Vdisk("holes");
+  AlignedBuffer data(4 * kMiB);
+  std::memset(data.data(), 1, data.size());
+  ASSERT_TRUE(Write(vdisk, kMiB, data.span()).ok());
+  EXPECT_EQ(vdisk.stats().used_bytes, 4 * kMiB);
+  auto runs = node_.Wait<std::vector<AllocationRun>>(
+      [&](auto done) { vdisk.BlockStatus(0, 8 * kMiB, done); });
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 3u);
+  EXPECT_EQ((*runs)[0].length_bytes, kMiB);
+  EXPECT_FALSE((*runs)[0].allocated);
+  EXPECT_EQ((*runs)[1].length_bytes, 4 * kMiB);
+  EXPECT_TRUE((*runs)[1].allocated);
+  EXPECT_FALSE((*runs)[2].allocated);
+
+  ASSERT_TRUE(
+      node_.WaitStatus([&](Completion done) { vdisk.Trim(2 * kMiB, kMiB + 4096, done); }).ok());
+  EXPECT_EQ(vdisk.stats().used_bytes, 3 * kMiB - 4096);
+  runs = node_.Wait<std::vector<AllocationRun>>(
+      [&](auto done) { vdisk.BlockStatus(kMiB, 5 * kMiB, done); });
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 4u);
+  EXPECT_EQ((*runs)[0].length_bytes, kMiB);
+  EXPECT_EQ((*runs)[1].length_bytes, kMiB + 4096);
+  EXPECT_FALSE((*runs)[1].allocated);
+  EXPECT_EQ((*runs)[2].length_bytes, 2 * kMiB - 4096);
+  EXPECT_FALSE((*runs)[3].allocated);
+  // A range starting mid-block reports from its own offset.
+  runs = node_.Wait<std::vector<AllocationRun>>(
+      [&](auto done) { vdisk.BlockStatus(kMiB + 100, 1000, done); });
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ((*runs)[0].length_bytes, 1000u);
+  EXPECT_TRUE((*runs)[0].allocated);
+}
+
+TEST_F(VdiskTest, OutOfRangeAndEmptyRequestsAreInvalid) {
+  ASSERT_TRUE(CreateVdisk("small", kMiB).ok());
+  VdiskController& vdisk = Vdisk("small");
+  AlignedBuffer buffer(8192);
+  EXPECT_TRUE(Read(vdisk, kMiB - 4096, buffer.span()).IsInvalidArgument());
+  EXPECT_TRUE(Write(vdisk, kMiB, buffer.span().first(1)).IsInvalidArgument());
+  EXPECT_TRUE(Write(vdisk, UINT64_MAX - 10, buffer.span()).IsInvalidArgument());
+  EXPECT_TRUE(Read(vdisk, 0, buffer.span().first(0)).IsInvalidArgument());
+  EXPECT_TRUE(
+      node_.WaitStatus([&](Completion done) { vdisk.Trim(kMiB, 1, done); }).IsInvalidArgument());
+  EXPECT_TRUE(
+      node_.WaitStatus([&](Completion done) { vdisk.WriteZeroes(0, kMiB + 1, false, done); })
+          .IsInvalidArgument());
+  EXPECT_TRUE(node_.WaitStatus([&](Completion done) { vdisk.Flush(done); }).ok());
+}
+
+TEST_F(VdiskTest, CatalogueRulesAndErrors) {
+  VdiskManager& manager = node_.manager();
+  EXPECT_TRUE(CreateVdisk("bad name", kMiB).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk("-dash", kMiB).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk(std::string(200, 'a'), kMiB).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk("odd", 1000).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk("zero", 0).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk("huge", 1ull << 50).status().IsInvalidArgument());
+  EXPECT_TRUE(CreateVdisk("orphan", kMiB, "nope").status().IsNotFound());
+  ASSERT_TRUE(CreateVdisk("one", kMiB).ok());
+  EXPECT_TRUE(CreateVdisk("one", kMiB).status().IsAlreadyExists());
+  auto rf2 = node_.Wait<records::Container>(
+      [&](auto done) { manager.CreateContainer("mirrored", 2, done); });
+  EXPECT_TRUE(rf2.status().IsInvalidArgument()) << rf2.status().ToString();
+  auto again = node_.Wait<records::Container>(
+      [&](auto done) { manager.CreateContainer("default", 1, done); });
+  EXPECT_TRUE(again.status().IsAlreadyExists());
+  EXPECT_TRUE(node_.WaitStatus([&](Completion done) { manager.DeleteContainer("default", done); })
+                  .IsBusy());
+  Vdisk("one").AddHandle();
+  EXPECT_TRUE(
+      node_.WaitStatus([&](Completion done) { manager.DeleteVdisk("one", done); }).IsBusy());
+  Vdisk("one").RemoveHandle();
+  EXPECT_TRUE(node_.WaitStatus([&](Completion done) { manager.DeleteVdisk("one", done); }).ok());
+  EXPECT_TRUE(
+      node_.WaitStatus([&](Completion done) { manager.DeleteVdisk("one", done); }).IsNotFound());
+  EXPECT_TRUE(
+      node_.WaitStatus([&](Completion done) { manager.DeleteContainer("default", done); }).ok());
+  EXPECT_TRUE(manager.ListContainers().empty());
+}
+
+TEST_F(VdiskTest, ShrinkFreesDataPastTheEndAndGrowReadsZeros) {
+  ASSERT_TRUE(CreateVdisk("elastic", 4 * kMiB).ok());
+  VdiskController& vdisk = Vdisk("elastic");
+  AlignedBuffer data(4 * kMiB);
+  std::memset(data.data(), 7, data.size());
+  ASSERT_TRUE(Write(vdisk, 0, data.span()).ok());
+  auto resized = node_.Wait<records::Vdisk>(
+      [&](auto done) { node_.manager().ResizeVdisk("elastic", kMiB + 8192, done); });
+  ASSERT_TRUE(resized.ok()) << resized.status().ToString();
+  EXPECT_EQ(vdisk.size_bytes(), kMiB + 8192);
+  EXPECT_EQ(vdisk.stats().used_bytes, kMiB + 8192);
+  EXPECT_TRUE(Read(vdisk, kMiB, data.span().first(16384)).IsInvalidArgument());
+  resized = node_.Wait<records::Vdisk>(
+      [&](auto done) { node_.manager().ResizeVdisk("elastic", 8 * kMiB, done); });
+  ASSERT_TRUE(resized.ok());
+  const std::vector<std::byte> contents = ReadAll(vdisk);
+  for (uint64_t offset = 0; offset < contents.size(); ++offset) {
+    ASSERT_EQ(contents[offset], offset < kMiB + 8192 ? std::byte{7} : std::byte{0}) << offset;
+  }
+  // The new size survives a restart.
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  EXPECT_EQ(Vdisk("elastic").size_bytes(), 8 * kMiB);
+}
+
+TEST_F(VdiskTest, DeleteFreesEverySpaceAndEgroupsSpreadAcrossDisks) {
+  ASSERT_TRUE(CreateVdisk("spread", 64 * kMiB).ok());
+  VdiskController& vdisk = Vdisk("spread");
+  const uint64_t free_before =
+      node_.node_disks()[0].free_bytes() + node_.node_disks()[1].free_bytes();
+  AlignedBuffer data(kMiB);
+  std::memset(data.data(), 3, data.size());
+  for (uint64_t vblock = 0; vblock < 64; ++vblock) {
+    ASSERT_TRUE(Write(vdisk, vblock * kMiB, data.span()).ok());
+  }
+  EXPECT_EQ(vdisk.stats().egroups, 16u);
+  EXPECT_GE(node_.store(0).stats().egroups, 4u);
+  EXPECT_GE(node_.store(1).stats().egroups, 4u);
+  ASSERT_TRUE(
+      node_.WaitStatus([&](Completion done) { node_.manager().DeleteVdisk("spread", done); }).ok());
+  EXPECT_EQ(node_.store(0).stats().egroups + node_.store(1).stats().egroups, 0u);
+  ASSERT_TRUE(node_.RunUntil([&] {
+    for (int index = 0; index < 2; ++index) node_.store(index).Poll(false);
+    return node_.store(0).stats().blockstore.client_blocks == 0 &&
+           node_.store(1).stats().blockstore.client_blocks == 0;
+  }));
+  EXPECT_GE(node_.node_disks()[0].free_bytes() + node_.node_disks()[1].free_bytes(), free_before);
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  EXPECT_EQ(node_.manager().FindVdisk("spread"), nullptr);
+  EXPECT_TRUE(CreateVdisk("spread", kMiB).ok());  // The name is free again.
+}
+
+}  // namespace
+}  // namespace weft::vdisk
