@@ -85,7 +85,7 @@ AdminHttpServer::AdminHttpServer(AdminService& service, AdminHttpServerOptions o
   auto handler = [this](const httplib::Request& request, httplib::Response& response) {
     HttpReply reply = AnnouncesUnreadBody(request)
                           ? HttpReply{400, ErrorBody("InvalidArgument", kNoBodyMessage), ""}
-                          : RouteRequest(service_, request.method, request.path, request.body);
+                          : RouteRequest(service_, request.method, request.target, request.body);
     response.status = reply.status;
     if (!reply.body.empty()) response.set_content(reply.body, "application/json");
     if (!reply.allow.empty()) response.set_header("Allow", reply.allow);

@@ -335,8 +335,22 @@ TEST_F(AdminHttpServerTest, WrongMethodsAre405WithAllow) {
   EXPECT_EQ(options->get_header_value("Allow"), "GET, POST");
 }
 
-TEST_F(AdminHttpServerTest, NamesThatAreNotUtf8StillGiveJsonErrors) {
+TEST_F(AdminHttpServerTest, NamesArePercentDecodedAfterSplittingThePath) {
+  client_->set_url_encode(false);  // Send the targets below exactly as written.
+  ExpectError(client_->Get("/api/v1/vdisks/a%2Fb"), 404, "NotFound", "vdisk 'a/b' not found");
+  ExpectError(client_->Get("/api/v1/vdisks/a%20b/resize"), 405, "MethodNotAllowed");
+  ExpectError(client_->Get("/api/v1/vdisks/a%2"), 400, "InvalidArgument",
+              "malformed percent-encoding");
+  ExpectError(client_->Get("/api/v1/vdisks/a%zz"), 400, "InvalidArgument",
+              "malformed percent-encoding");
+  // A name that is not UTF-8 still gives a JSON error (nlohmann would throw on dumping it).
   ExpectError(client_->Get("/api/v1/vdisks/%FF%FE"), 404, "NotFound", "not found");
+}
+
+TEST_F(AdminHttpServerTest, QueryParametersAreRejected) {
+  ExpectError(client_->Delete("/api/v1/vdisks/v?force=1"), 400, "InvalidArgument",
+              "no query parameters ('?force=1')");
+  ExpectError(client_->Get("/api/v1/vdisks?"), 400, "InvalidArgument", "no query parameters");
 }
 
 TEST_F(AdminHttpServerTest, GarbageOnTheSocketGetsAnErrorAndTheServerLives) {

@@ -35,33 +35,60 @@ std::string Dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// "/api/v1/vdisks/x" -> {"api", "v1", "vdisks", "x"}. Empty segments (a doubled or trailing
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "a%2Fb" -> "a/b". InvalidArgument for a '%' not followed by two hex digits.
+Result<std::string> PercentDecode(std::string_view segment) {
+  std::string decoded;
+  for (size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] != '%') {
+      decoded += segment[i];
+      continue;
+    }
+    int high = i + 2 < segment.size() ? HexValue(segment[i + 1]) : -1;
+    int low = i + 2 < segment.size() ? HexValue(segment[i + 2]) : -1;
+    if (high < 0 || low < 0) {
+      return Status::InvalidArgument(
+          fmt::format("malformed percent-encoding in path segment '{}'", segment));
+    }
+    decoded += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return decoded;
+}
+
+// "/api/v1/vdisks/a%2Fb" -> {"api", "v1", "vdisks", "a/b"}. Empty segments (a doubled or trailing
 // slash) are kept, so that such a path matches no route instead of a different one.
-std::vector<std::string_view> SplitPath(std::string_view path) {
-  std::vector<std::string_view> segments;
+Result<std::vector<std::string>> SplitPath(std::string_view path) {
+  std::vector<std::string> segments;
   if (path.empty() || path.front() != '/') return segments;
   path.remove_prefix(1);
   while (true) {
     size_t slash = path.find('/');
-    segments.push_back(path.substr(0, slash));
+    WEFT_ASSIGN_OR_RETURN(std::string segment, PercentDecode(path.substr(0, slash)));
+    segments.push_back(std::move(segment));
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
   return segments;
 }
 
-RouteMatch MatchRoute(std::string_view path) {
-  std::vector<std::string_view> segments = SplitPath(path);
+RouteMatch MatchRoute(const std::vector<std::string>& segments) {
   if (segments.size() == 1 && segments[0] == "healthz") return {Route::kHealth, ""};
   if (segments.size() < 3 || segments[0] != "api" || segments[1] != "v1") return {};
-  std::string_view collection = segments[2];
+  const std::string& collection = segments[2];
   if (segments.size() == 3) {
     if (collection == "node") return {Route::kNode, ""};
     if (collection == "containers") return {Route::kContainers, ""};
     if (collection == "vdisks") return {Route::kVdisks, ""};
     return {};
   }
-  std::string name(segments[3]);
+  const std::string& name = segments[3];
   if (name.empty()) return {};
   if (segments.size() == 4 && collection == "containers") return {Route::kContainer, name};
   if (segments.size() == 4 && collection == "vdisks") return {Route::kVdisk, name};
@@ -166,9 +193,18 @@ HttpReply Dispatch(AdminService& service, std::string_view method, const RouteMa
   return {};
 }
 
-HttpReply RouteRequestOrThrow(AdminService& service, std::string_view method, std::string_view path,
-                              std::string_view body) {
-  RouteMatch match = MatchRoute(path);
+HttpReply RouteRequestOrThrow(AdminService& service, std::string_view method,
+                              std::string_view target, std::string_view body) {
+  // No route takes query parameters; ignoring one (say ?force=1) would hide a mistake.
+  const size_t query = target.find('?');
+  if (query != std::string_view::npos) {
+    return ErrorReply(Status::InvalidArgument(
+        fmt::format("the API takes no query parameters ('{}')", target.substr(query))));
+  }
+  const std::string_view path = target;
+  Result<std::vector<std::string>> segments = SplitPath(path);
+  if (!segments.ok()) return ErrorReply(segments.status());
+  RouteMatch match = MatchRoute(*segments);
   if (match.route == Route::kUnknown) {
     return {404, ErrorBody("NotFound", fmt::format("no such API route: {}", path)), ""};
   }
@@ -218,11 +254,11 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
   return Dump(ErrorJson(code, message));
 }
 
-HttpReply RouteRequest(AdminService& service, std::string_view method, std::string_view path,
+HttpReply RouteRequest(AdminService& service, std::string_view method, std::string_view target,
                        std::string_view body) {
   // Exceptions stop here: neither the service nor nlohmann may take a worker thread down.
   try {
-    return RouteRequestOrThrow(service, method, path, body);
+    return RouteRequestOrThrow(service, method, target, body);
   } catch (const std::exception& error) {
     return {500, ErrorBody("Internal", fmt::format("internal error: {}", error.what())), ""};
   } catch (...) {
