@@ -303,6 +303,7 @@ def case_oversized_requests(h):
         client.request(CMD_WRITE, 0, 40 * MIB, payload=b"\xab" * (40 * MIB), cookie=30)
         error, _ = client.reply(30)
         check(error != 0, "a 40 MiB WRITE (above the 32 MiB maximum) succeeded")
+        check_read_works(client, 31, "after an oversized WRITE")
     except Closed:
         pass
     client.close()

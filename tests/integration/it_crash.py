@@ -82,10 +82,7 @@ def test_kill_after_unflushed_writes(h):
 
 def vdisk_table(h):
     """{name: size_bytes} from weft --json vdisk list."""
-    table = {}
-    for vdisk in h.cli.json("vdisk", "list"):
-        table[vdisk["name"]] = vdisk["size_bytes"]
-    return table
+    return {vdisk["name"]: vdisk["size_bytes"] for vdisk in h.cli.vdisks()}
 
 
 def test_idle_restart(h):

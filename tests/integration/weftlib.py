@@ -48,6 +48,8 @@ CHILD_ENV = dict(os.environ)
 CHILD_ENV["PATH"] = "/usr/bin:/usr/sbin:/bin:/sbin:" + os.environ.get("PATH", "")
 
 _started_pids = set()
+# Admin API requests go straight to 127.0.0.1, never through an http_proxy from the environment.
+_http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class TestFailure(Exception):
@@ -245,7 +247,7 @@ class Weftd:
 
     def _healthy(self):
         try:
-            with urllib.request.urlopen(f"http://{self.admin_address}/healthz", timeout=2) as r:
+            with _http.open(f"http://{self.admin_address}/healthz", timeout=2) as r:
                 return r.status == 200
         except (OSError, urllib.error.URLError):
             return False
@@ -297,7 +299,7 @@ class Weftd:
     def admin_get(self, path):
         """GET on the admin API; returns the parsed JSON body."""
         url = f"http://{self.admin_address}{path}"
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with _http.open(url, timeout=30) as response:
             return json.loads(response.read().decode())
 
     def log_tail(self, lines=LOG_TAIL_LINES):
@@ -344,10 +346,13 @@ class Cli:
             args += ["--container", container]
         self.run(*args)
 
+    def vdisks(self):
+        """The vDisk objects of `weft --json vdisk list` (an object holding a list under
+        "vdisks", or the list itself)."""
+        return _list_of(self.json("vdisk", "list"), "vdisks")
+
     def vdisk_names(self):
-        """Names of the vDisks, from `weft --json vdisk list` (a list of objects or an object
-        holding one under "vdisks")."""
-        return sorted(v["name"] for v in _list_of(self.json("vdisk", "list"), "vdisks"))
+        return sorted(v["name"] for v in self.vdisks())
 
     def container_names(self):
         return sorted(c["name"] for c in _list_of(self.json("container", "list"), "containers"))
