@@ -55,14 +55,15 @@ void Connection::Start() {
     self->Close(fmt::format("no complete handshake within {} ms",
                             self->server_->options.handshake_timeout.count()));
   });
-  asio::co_spawn(server_->io_context, Run(shared_from_this()), [](std::exception_ptr exception) {
-    if (exception == nullptr) return;
-    try {
-      std::rethrow_exception(exception);
-    } catch (const std::exception& error) {
-      spdlog::error("nbd: connection coroutine failed: {}", error.what());
-    }
-  });
+  asio::co_spawn(server_->io_context, Run(shared_from_this()),
+                 [](const std::exception_ptr& exception) {
+                   if (exception == nullptr) return;
+                   try {
+                     std::rethrow_exception(exception);
+                   } catch (const std::exception& error) {
+                     spdlog::error("nbd: connection coroutine failed: {}", error.what());
+                   }
+                 });
 }
 
 asio::awaitable<void> Connection::Run(std::shared_ptr<Connection> self) {

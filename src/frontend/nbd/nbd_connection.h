@@ -8,6 +8,13 @@
 // Connections hold the shared State, never the NbdServer.
 #pragma once
 
+// asio 1.22 enables coroutines under clang only with libc++'s <experimental/coroutine>; clang 14
+// handles libstdc++'s <coroutine> fine (clang-tidy and clang builds parse these files).
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1
+#define ASIO_HAS_STD_COROUTINE 1
+#endif
+
 #include <asio.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -102,7 +109,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Transmission helpers (nbd_transmission.cc).
   asio::awaitable<Status> HandleRequest(const RequestHeader& request);
   asio::awaitable<void> WaitForCapacity(uint64_t payload_bytes);
-  void Execute(const RequestHeader& request, std::shared_ptr<AlignedBuffer> write_data);
+  void Execute(const RequestHeader& request, const std::shared_ptr<AlignedBuffer>& write_data);
   void ReplyDone(const RequestHeader& request, uint64_t inflight_bytes, const Status& status);
   void ReplyRead(const RequestHeader& request, std::shared_ptr<AlignedBuffer> data,
                  const Status& status);

@@ -373,13 +373,13 @@ class NegotiatorTest : public ::testing::Test {
     return negotiator_.OnOption({option, static_cast<uint32_t>(payload.vector().size())},
                                 payload.span());
   }
-  static Bytes GoPayload(std::string_view name, std::vector<uint16_t> infos = {}) {
+  static Bytes GoPayload(std::string_view name, const std::vector<uint16_t>& infos = {}) {
     Bytes payload;
     payload.String32(name).U16(static_cast<uint16_t>(infos.size()));
     for (uint16_t info : infos) payload.U16(info);
     return payload;
   }
-  static Bytes MetaPayload(std::string_view name, std::vector<std::string> queries) {
+  static Bytes MetaPayload(std::string_view name, const std::vector<std::string>& queries) {
     Bytes payload;
     payload.String32(name).U32(static_cast<uint32_t>(queries.size()));
     for (const auto& query : queries) payload.String32(query);

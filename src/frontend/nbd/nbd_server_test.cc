@@ -734,8 +734,8 @@ TEST_F(NbdServerTest, PipelinedRequestsRespectTheInflightLimit) {
   OnReactor([&] { disk_->hold_completions = true; });
   RawClient client(port_);
   ASSERT_NE(client.Go("disk", false), 0);
-  constexpr int kRequests = 16;
-  for (int i = 0; i < kRequests; ++i) client.SendRequest(kCmdRead, 0, i, i * 4096, 4096);
+  constexpr uint64_t kRequests = 16;
+  for (uint64_t i = 0; i < kRequests; ++i) client.SendRequest(kCmdRead, 0, i, i * 4096, 4096);
   // The server stops reading at four requests in the export.
   EXPECT_TRUE(Eventually([&] { return OnReactor([&] { return disk_->held.size(); }) == 4; }));
   std::set<uint64_t> cookies;

@@ -192,7 +192,7 @@ class MemoryExportProvider : public ExportProvider {
  public:
   explicit MemoryExportProvider(asio::io_context& io_context) : io_context_(io_context) {}
 
-  std::shared_ptr<MemoryDisk> Add(ExportInfo info) {
+  std::shared_ptr<MemoryDisk> Add(const ExportInfo& info) {
     auto disk = std::make_shared<MemoryDisk>(info.size_bytes);
     exports_[info.name] = {info, disk};
     return disk;

@@ -55,7 +55,7 @@ asio::awaitable<Status> Connection::HandleRequest(const RequestHeader& request) 
         Status status = co_await ReadExact(data->span());
         if (!status.ok()) co_return Status::IOError("write payload cut short: " + status.message());
       }
-      Execute(request, std::move(data));
+      Execute(request, data);
       co_return Status::Ok();
     }
   }
@@ -90,28 +90,30 @@ asio::awaitable<void> Connection::WaitForCapacity(uint64_t payload_bytes) {
   }
 }
 
-void Connection::Execute(const RequestHeader& request, std::shared_ptr<AlignedBuffer> write_data) {
+void Connection::Execute(const RequestHeader& request,
+                         const std::shared_ptr<AlignedBuffer>& write_data) {
   auto self = shared_from_this();
   Export& target = *session_->export_handle;
   const bool fua = (request.flags & kCmdFlagFua) != 0;
   const uint64_t length_bytes = request.length_bytes;
   auto done = [self, request](uint64_t inflight_bytes) {
-    return [self, request, inflight_bytes](Status status) {
+    return [self, request, inflight_bytes](const Status& status) {
       self->ReplyDone(request, inflight_bytes, status);
     };
   };
   switch (request.type) {
     case kCmdRead: {
       auto buffer = std::make_shared<AlignedBuffer>(length_bytes);
-      target.Read(request.offset_bytes, buffer->span(), [self, request, buffer](Status status) {
-        self->ReplyRead(request, buffer, status);
-      });
+      target.Read(request.offset_bytes, buffer->span(),
+                  [self, request, buffer](const Status& status) {
+                    self->ReplyRead(request, buffer, status);
+                  });
       return;
     }
     case kCmdWrite:
       WEFT_ASSERT(write_data != nullptr && write_data->size() == length_bytes);
       target.Write(request.offset_bytes, write_data->span(), fua,
-                   [self, request, write_data](Status status) {
+                   [self, request, write_data](const Status& status) {
                      self->ReplyDone(request, request.length_bytes, status);
                    });
       return;
