@@ -19,6 +19,7 @@ using testing::TestStore;
 
 std::vector<std::string> KeysOf(const std::vector<Row>& rows) {
   std::vector<std::string> keys;
+  keys.reserve(rows.size());
   for (const Row& row : rows) keys.push_back(row.key);
   return keys;
 }
@@ -86,15 +87,15 @@ TEST(LocalMetadataStoreTest, EmptyValuesAndBinaryKeysAndValues) {
   EXPECT_EQ(row->value, "");
   EXPECT_EQ(row->version, 1u);
 
-  const std::string key("\x00\xff\x01key\x00", 8);
-  const std::string value("\x00\x00\xfe value \x00", 12);
+  const std::string key("\x00\xff\x01key\x00", 7);
+  const std::string value("\x00\x00\xfe value \x00", 11);
   ASSERT_TRUE(test.Set(key, 0, value).ok());
   row = test.Get(key);
   ASSERT_TRUE(row.ok());
   EXPECT_EQ(row->key, key);
   EXPECT_EQ(row->value, value);
   // A key that differs only after a zero byte is another row.
-  EXPECT_TRUE(test.Get(std::string("\x00\xff\x01key", 7)).status().IsNotFound());
+  EXPECT_TRUE(test.Get(std::string("\x00\xff\x01key", 6)).status().IsNotFound());
 }
 
 TEST(LocalMetadataStoreTest, ScanReturnsPrefixRowsInBytewiseOrder) {
@@ -246,12 +247,12 @@ TEST(LocalMetadataStoreTest, CompletionsRunOnTheExecutorNeverInline) {
     ++completions;
   };
   LocalMetadataStore& store = test.store();
-  store.CompareAndSet("k", 0, "v", [&](Result<uint64_t>) { check(); });
-  store.Get("k", [&](Result<Row>) { check(); });
-  store.Scan("", "", 1, [&](Result<std::vector<Row>>) { check(); });
-  store.CompareAndDelete("k", 1, [&](Status) { check(); });
+  store.CompareAndSet("k", 0, "v", [&](const Result<uint64_t>&) { check(); });
+  store.Get("k", [&](const Result<Row>&) { check(); });
+  store.Scan("", "", 1, [&](const Result<std::vector<Row>>&) { check(); });
+  store.CompareAndDelete("k", 1, [&](const Status&) { check(); });
   // Invalid arguments too complete later, not inside the call.
-  store.Get("", [&](Result<Row>) { check(); });
+  store.Get("", [&](const Result<Row>&) { check(); });
   returned = true;
   EXPECT_EQ(completions, 0);
   ASSERT_TRUE(test.queue().RunUntil([&] { return completions == 5; }));
@@ -264,14 +265,64 @@ TEST(LocalMetadataStoreTest, OperationsRunInSubmissionOrder) {
   constexpr int kUpdates = 50;
   std::vector<Result<uint64_t>> results;
   for (int index = 0; index < kUpdates; ++index) {
-    test.store().CompareAndSet("counter", index, std::to_string(index),
-                               [&](Result<uint64_t> version) { results.push_back(version); });
+    test.store().CompareAndSet(
+        "counter", index, std::to_string(index),
+        [&](const Result<uint64_t>& version) { results.push_back(version); });
   }
   ASSERT_TRUE(test.queue().RunUntil([&] { return results.size() == kUpdates; }));
   for (int index = 0; index < kUpdates; ++index) {
     ASSERT_TRUE(results[index].ok()) << index << ": " << results[index].status().ToString();
     EXPECT_EQ(*results[index], static_cast<uint64_t>(index + 1));
   }
+}
+
+TEST(LocalMetadataStoreTest, ConcurrentCompareAndSetsNeverBothWin) {
+  TestStore test;
+  ASSERT_TRUE(test.Open().ok());
+  // Threads race read-then-update cycles on one row (the helper thread joins in through the
+  // asynchronous calls): each version must be won by exactly one update.
+  constexpr int kThreads = 4;
+  constexpr int kAttemptsPerThread = 200;
+  std::vector<std::vector<uint64_t>> won(kThreads + 1);
+  const auto race = [&](int thread_index) {
+    for (int attempt = 0; attempt < kAttemptsPerThread; ++attempt) {
+      Result<Row> row = test.store().GetSync("counter");
+      const uint64_t version = row.ok() ? row->version : 0;
+      Result<uint64_t> updated = test.store().CompareAndSetSync("counter", version, "x");
+      if (updated.ok()) {
+        won[thread_index].push_back(*updated);
+      } else {
+        ASSERT_EQ(updated.status().code(), StatusCode::kAborted) << updated.status().ToString();
+      }
+    }
+  };
+  int async_completions = 0;
+  for (int attempt = 0; attempt < kAttemptsPerThread; ++attempt) {
+    test.store().Get("counter", [&](const Result<Row>& row) {
+      const uint64_t version = row.ok() ? row->version : 0;
+      test.store().CompareAndSet("counter", version, "y", [&](const Result<uint64_t>& updated) {
+        if (updated.ok()) won[kThreads].push_back(*updated);
+        ++async_completions;
+      });
+    });
+  }
+  std::vector<std::thread> threads;
+  for (int index = 0; index < kThreads; ++index) threads.emplace_back(race, index);
+  ASSERT_TRUE(test.queue().RunUntil([&] { return async_completions == kAttemptsPerThread; }));
+  for (std::thread& thread : threads) thread.join();
+
+  std::vector<uint64_t> versions;
+  for (const std::vector<uint64_t>& thread_versions : won) {
+    versions.insert(versions.end(), thread_versions.begin(), thread_versions.end());
+  }
+  std::sort(versions.begin(), versions.end());
+  ASSERT_FALSE(versions.empty());
+  for (size_t index = 0; index < versions.size(); ++index) {
+    ASSERT_EQ(versions[index], index + 1) << "a version won twice or never";
+  }
+  Result<Row> row = test.Get("counter");
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->version, versions.size());
 }
 
 TEST(LocalMetadataStoreTest, CloseCompletesEveryOperationOnce) {
@@ -283,7 +334,7 @@ TEST(LocalMetadataStoreTest, CloseCompletesEveryOperationOnce) {
   std::vector<int> completions(kUpdates, 0);
   std::vector<Status> statuses(kUpdates);
   for (int index = 0; index < kUpdates; ++index) {
-    test.store().CompareAndSet("k", index, "v", [&, index](Result<uint64_t> version) {
+    test.store().CompareAndSet("k", index, "v", [&, index](const Result<uint64_t>& version) {
       ++completions[index];
       statuses[index] = version.status();
       if (version.ok()) {

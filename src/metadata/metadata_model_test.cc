@@ -111,10 +111,11 @@ class ModelRun {
     if (right_version) model_[key] = ModelRow{value, current + 1};
     if (use_sync_) return check(test_.store().CompareAndSetSync(key, expected, value));
     Submit();
-    test_.store().CompareAndSet(key, expected, value, [this, check](Result<uint64_t> result) {
-      check(result);
-      --outstanding_;
-    });
+    test_.store().CompareAndSet(key, expected, value,
+                                [this, check](const Result<uint64_t>& result) {
+                                  check(result);
+                                  --outstanding_;
+                                });
   }
 
   void Delete(bool right_version) {
@@ -131,7 +132,7 @@ class ModelRun {
     if (right_version) model_.erase(key);
     if (use_sync_) return check(test_.store().CompareAndDeleteSync(key, expected));
     Submit();
-    test_.store().CompareAndDelete(key, expected, [this, check](Status status) {
+    test_.store().CompareAndDelete(key, expected, [this, check](const Status& status) {
       check(status);
       --outstanding_;
     });
@@ -154,7 +155,7 @@ class ModelRun {
     };
     if (use_sync_) return check(test_.store().GetSync(key));
     Submit();
-    test_.store().Get(key, [this, check](Result<Row> row) {
+    test_.store().Get(key, [this, check](const Result<Row>& row) {
       check(row);
       --outstanding_;
     });
@@ -184,10 +185,11 @@ class ModelRun {
     };
     if (use_sync_) return check(test_.store().ScanSync(prefix, start_after, limit));
     Submit();
-    test_.store().Scan(prefix, start_after, limit, [this, check](Result<std::vector<Row>> rows) {
-      check(rows);
-      --outstanding_;
-    });
+    test_.store().Scan(prefix, start_after, limit,
+                       [this, check](const Result<std::vector<Row>>& rows) {
+                         check(rows);
+                         --outstanding_;
+                       });
   }
 
   void Submit() { ++outstanding_; }
