@@ -1,0 +1,78 @@
+#include "daemon/daemon_options.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+namespace weft::daemon {
+
+Result<uint64_t> ParseByteSize(const std::string& text) {
+  uint64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  const auto [rest, error] = std::from_chars(begin, end, value);
+  if (error != std::errc() || rest == begin) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a size (like 512M, 16G, 1T)", text));
+  }
+  const std::string suffix(rest, end);
+  int shift = 0;
+  if (suffix.empty() || suffix == "B") {
+    shift = 0;
+  } else if (suffix == "K" || suffix == "KiB") {
+    shift = 10;
+  } else if (suffix == "M" || suffix == "MiB") {
+    shift = 20;
+  } else if (suffix == "G" || suffix == "GiB") {
+    shift = 30;
+  } else if (suffix == "T" || suffix == "TiB") {
+    shift = 40;
+  } else {
+    return Status::InvalidArgument(
+        fmt::format("'{}' has an unknown unit '{}' (use K, M, G or T)", text, suffix));
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) {
+    return Status::InvalidArgument(fmt::format("size '{}' is too large", text));
+  }
+  return value << shift;
+}
+
+Result<DiskSpec> ParseDiskSpec(const std::string& text) {
+  DiskSpec spec;
+  const size_t colon = text.rfind(':');
+  spec.path = colon == std::string::npos ? text : text.substr(0, colon);
+  if (spec.path.empty()) {
+    return Status::InvalidArgument(fmt::format("--disk '{}': the path is empty", text));
+  }
+  if (colon != std::string::npos) {
+    Result<uint64_t> size = ParseByteSize(text.substr(colon + 1));
+    if (!size.ok()) return size.status().WithContext(fmt::format("--disk '{}'", text));
+    if (*size < kMinDiskBytes) {
+      return Status::InvalidArgument(
+          fmt::format("--disk '{}': a disk must be at least 64 MiB", text));
+    }
+    spec.size_bytes = *size / 4096 * 4096;
+  }
+  return spec;
+}
+
+Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& what,
+                                                       const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::InvalidArgument(fmt::format("{} '{}' is not HOST:PORT", what, text));
+  }
+  uint32_t port = 0;
+  const char* begin = text.data() + colon + 1;
+  const char* end = text.data() + text.size();
+  const auto [rest, error] = std::from_chars(begin, end, port);
+  if (error != std::errc() || rest != end || port > 65535) {
+    return Status::InvalidArgument(fmt::format("{} '{}': bad port", what, text));
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+}  // namespace weft::daemon

@@ -1,0 +1,67 @@
+// NodeAdminService: the admin API (admin/admin_service.h) over this node's StorageNode and NBD
+// server. Each call comes from an HTTP worker thread; it is posted to the reactor, which owns
+// everything it touches, and the worker waits for the answer (admin calls are rare and small;
+// the data path never waits on them).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "admin/admin_service.h"
+#include "daemon/storage_node.h"
+#include "env/reactor.h"
+#include "frontend/nbd/nbd_server.h"
+
+namespace weft::daemon {
+
+struct NodeAddresses {
+  std::string nbd;    // "127.0.0.1:10809"
+  std::string admin;  // "127.0.0.1:9440"
+};
+
+class NodeAdminService final : public admin::AdminService {
+ public:
+  // An answer not ready after this long is reported as Busy (the reactor is overloaded or
+  // stopping); the operation itself may still complete.
+  static constexpr std::chrono::seconds kCallTimeout{60};
+
+  NodeAdminService(env::Reactor& reactor, StorageNode& node, nbd::NbdServer& nbd_server,
+                   NodeAddresses addresses);
+
+  // From then on every call fails with Aborted ("weftd is stopping") without touching the node.
+  void Shutdown() { accepting_.store(false); }
+
+  Result<admin::NodeView> GetNode() override;
+  Result<std::vector<admin::ContainerView>> ListContainers() override;
+  Result<admin::ContainerView> GetContainer(const std::string& name) override;
+  Result<admin::ContainerView> CreateContainer(const std::string& name,
+                                               uint32_t replication_factor) override;
+  Status DeleteContainer(const std::string& name) override;
+  Result<std::vector<admin::VdiskView>> ListVdisks() override;
+  Result<admin::VdiskView> GetVdisk(const std::string& name) override;
+  Result<admin::VdiskView> CreateVdisk(const std::string& name, uint64_t size_bytes,
+                                       const std::string& container) override;
+  Result<admin::VdiskView> ResizeVdisk(const std::string& name, uint64_t size_bytes) override;
+  Status DeleteVdisk(const std::string& name) override;
+
+ private:
+  // Runs `work` on the reactor; `work` must call its argument exactly once (now or later, on
+  // the reactor) with the result.
+  template <typename T>
+  Result<T> OnReactor(std::function<void(std::function<void(Result<T>)>)> work);
+  Status OnReactorStatus(std::function<void(std::function<void(Status)>)> work);
+
+  admin::VdiskView ViewOf(const vdisk::VdiskController& controller) const;
+  admin::ContainerView ViewOf(const vdisk::records::Container& container) const;
+
+  env::Reactor& reactor_;
+  StorageNode& node_;
+  nbd::NbdServer& nbd_server_;
+  const NodeAddresses addresses_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::atomic<bool> accepting_{true};
+};
+
+}  // namespace weft::daemon

@@ -1,0 +1,222 @@
+#include "daemon/storage_node.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "base/uuid.h"
+
+namespace weft::daemon {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Both superblock copies live in the first 128 KiB (docs/ondisk/blockstore.md).
+constexpr uint64_t kSuperblockRegionBytes = 128 * 1024;
+// Most writes one extent store may hold: NBD connections bound what reaches it in total.
+constexpr uint32_t kExtentStoreInflightWritesMax = 16384;
+
+Result<bool> RegionIsAllZeros(env::BlockDevice& device) {
+  AlignedBuffer buffer(kSuperblockRegionBytes);
+  WEFT_RETURN_IF_ERROR(env::ReadSync(device, 0, buffer.span()));
+  return std::all_of(buffer.span().begin(), buffer.span().end(),
+                     [](std::byte b) { return b == std::byte{0}; });
+}
+
+}  // namespace
+
+StorageNode::StorageNode(env::Reactor& reactor, DaemonOptions options)
+    : reactor_(reactor), options_(std::move(options)) {}
+
+StorageNode::~StorageNode() {
+  const Status closed = Close();
+  if (!closed.ok()) spdlog::error("closing the node: {}", closed.ToString());
+}
+
+Status StorageNode::LoadOrCreateNodeFile() {
+  const fs::path file = fs::path(options_.data_dir) / "node.json";
+  std::error_code error;
+  if (!fs::exists(file, error)) {
+    node_id_ = Uuid::Random().ToString();
+    return Status::Ok();
+  }
+  std::ifstream input(file);
+  const nlohmann::json node = nlohmann::json::parse(input, nullptr, /*allow_exceptions=*/false);
+  if (node.is_discarded() || !node.is_object() || !node.contains("node_id") ||
+      !node["node_id"].is_string() || !node.contains("disks") || !node["disks"].is_array()) {
+    return Status::Corruption(fmt::format("{}: not a valid weft node file", file.string()));
+  }
+  node_id_ = node["node_id"].get<std::string>();
+  for (const nlohmann::json& disk : node["disks"]) {
+    if (!disk.is_object() || !disk.contains("path") || !disk["path"].is_string()) {
+      return Status::Corruption(fmt::format("{}: a disk entry has no path", file.string()));
+    }
+    known_disks_.push_back(DiskSpec{disk["path"].get<std::string>(), 0});
+  }
+  return Status::Ok();
+}
+
+Status StorageNode::SaveNodeFile() const {
+  nlohmann::json node;
+  node["node_id"] = node_id_;
+  node["format_version"] = 1;
+  node["disks"] = nlohmann::json::array();
+  for (const auto& disk : disks_) {
+    node["disks"].push_back({{"path", disk->path}, {"uuid", disk->uuid}});
+  }
+  // Written to a temporary file, synced and renamed: a crash leaves the old file or the new.
+  const fs::path file = fs::path(options_.data_dir) / "node.json";
+  const fs::path temporary = fs::path(options_.data_dir) / "node.json.tmp";
+  {
+    std::ofstream output(temporary, std::ios::trunc);
+    output << node.dump(2) << "\n";
+    output.flush();
+    if (!output) return Status::IOError(fmt::format("writing {}", temporary.string()));
+  }
+  std::error_code error;
+  fs::rename(temporary, file, error);
+  if (error)
+    return Status::IOError(fmt::format("renaming to {}: {}", file.string(), error.message()));
+  return Status::Ok();
+}
+
+Status StorageNode::OpenDisk(const DiskSpec& spec) {
+  auto disk = std::make_unique<Disk>();
+  disk->path = fs::absolute(spec.path).lexically_normal().string();
+  for (const auto& open : disks_) {
+    if (open->path == disk->path) return Status::Ok();  // Given twice (node.json and --disk).
+  }
+  std::error_code error;
+  const bool created = !fs::exists(disk->path, error);
+  env::UringDeviceOptions device_options;
+  if (created) {
+    uint64_t size_bytes = spec.size_bytes != 0 ? spec.size_bytes : kDefaultDiskBytes;
+    fs::create_directories(fs::path(disk->path).parent_path(), error);
+    struct statvfs file_system {};
+    if (spec.size_bytes == 0 &&
+        ::statvfs(fs::path(disk->path).parent_path().c_str(), &file_system) == 0) {
+      // The default disk is sparse, but do not promise much more than the file system holds.
+      const uint64_t available = uint64_t{file_system.f_bavail} * file_system.f_frsize;
+      size_bytes = std::max(kMinDiskBytes, std::min(size_bytes, available / 2 / 4096 * 4096));
+    }
+    device_options.file_size_bytes = size_bytes;
+  }
+  Result<std::unique_ptr<env::UringDevice>> device =
+      env::UringDevice::Open(disk->path, device_options);
+  if (!device.ok()) return device.status().WithContext(fmt::format("disk {}", disk->path));
+  disk->device = std::move(device).value();
+  WEFT_ASSIGN_OR_RETURN(const bool blank, RegionIsAllZeros(*disk->device));
+  if (created || blank) {
+    spdlog::info("disk {}: formatting {} bytes", disk->path, disk->device->size_bytes());
+    WEFT_RETURN_IF_ERROR(blockstore::Blockstore::Format(*disk->device, {}));
+  }
+  Result<std::unique_ptr<blockstore::Blockstore>> opened =
+      blockstore::Blockstore::Open(*disk->device);
+  if (!opened.ok()) {
+    return opened.status().WithContext(fmt::format(
+        "disk {} is not a weft disk (and is not blank, so weftd will not format it)", disk->path));
+  }
+  disk->blockstore = std::move(opened).value();
+  disk->uuid = disk->blockstore->uuid().ToString();
+  const fs::path aes = fs::path(options_.data_dir) / "disks" / disk->uuid / "aes";
+  fs::create_directories(aes, error);
+  if (error) return Status::IOError(fmt::format("creating {}: {}", aes.string(), error.message()));
+  extent_store::ExtentStoreOptions store_options;
+  store_options.metadata_path = aes.string();
+  store_options.disk_name = disk->path;
+  store_options.max_inflight_writes = kExtentStoreInflightWritesMax;
+  Result<std::unique_ptr<extent_store::ExtentStore>> store =
+      extent_store::ExtentStore::Open(*disk->blockstore, store_options);
+  if (!store.ok()) return store.status().WithContext(fmt::format("disk {}", disk->path));
+  disk->store = std::move(store).value();
+  extent_store::ExtentStore* raw_store = disk->store.get();
+  reactor_.AddPoller([raw_store] { return raw_store->Poll(/*wait=*/false); });
+  reactor_.WatchNotifyFd(disk->device->completion_notify_fd());
+  spdlog::info("disk {}: online (uuid {}, {} bytes, {} egroups)", disk->path, disk->uuid,
+               disk->device->size_bytes(), raw_store->stats().egroups);
+  disks_.push_back(std::move(disk));
+  return Status::Ok();
+}
+
+Status StorageNode::Open() {
+  std::error_code error;
+  fs::create_directories(options_.data_dir, error);
+  if (error) {
+    return Status::IOError(
+        fmt::format("creating data dir {}: {}", options_.data_dir, error.message()));
+  }
+  WEFT_RETURN_IF_ERROR(LoadOrCreateNodeFile());
+  std::vector<DiskSpec> disks = known_disks_;
+  for (const DiskSpec& spec : options_.disks) disks.push_back(spec);
+  if (disks.empty()) {
+    disks.push_back(DiskSpec{(fs::path(options_.data_dir) / "disks" / "disk0.img").string(), 0});
+  }
+  for (const DiskSpec& spec : disks) WEFT_RETURN_IF_ERROR(OpenDisk(spec));
+  WEFT_RETURN_IF_ERROR(SaveNodeFile());
+  for (const auto& disk : disks_) {
+    node_disks_.push_back(vdisk::NodeDisk{disk->uuid, disk->path, disk->store.get()});
+  }
+
+  metadata::LocalMetadataStoreOptions metadata_options;
+  metadata_options.path = (fs::path(options_.data_dir) / "metadata").string();
+  env::Reactor* reactor = &reactor_;
+  metadata_options.executor = [reactor](std::function<void()> task) {
+    reactor->Post(std::move(task));
+  };
+  WEFT_ASSIGN_OR_RETURN(metadata_, metadata::LocalMetadataStore::Open(metadata_options));
+  manager_ = std::make_unique<vdisk::VdiskManager>(
+      vdisk::VdiskManagerOptions{metadata_.get(), metadata_options.executor, &node_disks_, 1});
+  std::optional<Status> opened;
+  manager_->Open([&opened](Status status) { opened = status; });
+  reactor_.RunUntil([&opened] { return opened.has_value(); });
+  WEFT_RETURN_IF_ERROR(*opened);
+  WEFT_RETURN_IF_ERROR(EnsureDefaultContainer());
+  spdlog::info("node {}: {} disk(s), {} container(s), {} vdisk(s)", node_id_, disks_.size(),
+               manager_->ListContainers().size(), manager_->ListVdisks().size());
+  return Status::Ok();
+}
+
+Status StorageNode::EnsureDefaultContainer() {
+  // Only on a fresh data dir: an operator who deleted the default container meant it.
+  if (!known_disks_.empty() || !manager_->ListContainers().empty()) return Status::Ok();
+  std::optional<Result<vdisk::records::Container>> created;
+  manager_->CreateContainer(
+      vdisk::VdiskManager::kDefaultContainer, 1,
+      [&created](Result<vdisk::records::Container> result) { created = std::move(result); });
+  reactor_.RunUntil([&created] { return created.has_value(); });
+  return created->status();
+}
+
+Status StorageNode::Close() {
+  Status result;
+  if (manager_ != nullptr) {
+    reactor_.RunUntil([this] { return manager_->inflight_operations() == 0; });
+    manager_.reset();
+  }
+  if (metadata_ != nullptr) {
+    const Status closed = metadata_->Close();
+    if (!closed.ok() && result.ok()) result = closed;
+    metadata_.reset();
+  }
+  node_disks_.clear();
+  for (auto& disk : disks_) {
+    disk->store.reset();  // Waits for its in-flight I/O.
+    if (disk->blockstore != nullptr) {
+      const Status closed = disk->blockstore->Close();
+      if (!closed.ok() && result.ok()) result = closed.WithContext(disk->path);
+    }
+    disk->blockstore.reset();
+    disk->device.reset();
+  }
+  disks_.clear();
+  return result;
+}
+
+}  // namespace weft::daemon
