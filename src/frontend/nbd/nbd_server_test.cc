@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -96,6 +97,8 @@ class RawClient {
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
     timeval timeout{20, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    const int one = 1;  // Requests go out at once, not after a delayed ACK.
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
   ~RawClient() { ::close(fd_); }
 
@@ -848,6 +851,35 @@ TEST_F(NbdServerTest, StopDrainsInflightRequestsAndLateCompletionsAreSafe) {
     return 0;
   });
   EXPECT_EQ(DiskBytes(0, 4096), Pattern(4096, 9));
+}
+
+TEST_F(NbdServerTest, RequestsWaitingForRoomAtStopGetEshutdown) {
+  NbdServerOptions options;
+  options.max_inflight_requests_per_connection = 1;
+  StartServer(options);
+  OnReactor([&] { disk_->hold_completions = true; });
+  RawClient client(port_);
+  ASSERT_NE(client.Go("disk", false), 0);
+  client.SendRequest(kCmdRead, 0, 1, 0, 4096);
+  client.SendRequest(kCmdWrite, 0, 2, 0, 4096, Pattern(4096, 1));  // Waits: one in flight.
+  EXPECT_TRUE(Eventually([&] { return OnReactor([&] { return disk_->held.size(); }) == 1; }));
+  EXPECT_TRUE(Eventually([&] { return Stats().requests_by_command[kCmdWrite] == 1; }));
+  OnReactor([&] { server_->Stop(); });
+  auto refused = client.ReadSimpleReply();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->cookie, 2u);
+  EXPECT_EQ(refused->error, kESHUTDOWN);
+  OnReactor([&] {
+    for (auto& completion : disk_->held) completion();
+    disk_->held.clear();
+  });
+  auto answered = client.ReadSimpleReply();
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_EQ(answered->cookie, 1u);
+  EXPECT_EQ(answered->error, kErrorNone);
+  ASSERT_TRUE(client.Receive(4096).has_value());
+  EXPECT_TRUE(client.ClosedByServer());
+  EXPECT_EQ(DiskBytes(0, 4096), std::vector<std::byte>(4096));  // The refused write did not run.
 }
 
 TEST_F(NbdServerTest, UnixSocketReplacesStaleFileAndIsRemovedAtStop) {
