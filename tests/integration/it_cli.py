@@ -4,8 +4,8 @@ Covers: status; container create/list (the "default" container exists from the f
 a duplicate name fails with exit 1); vdisk create (default and named container), list, show,
 with and without --json (the JSON parses and holds the names, sizes and containers), the admin
 API's /api/v1/node and /api/v1/vdisks; resize grow (new connections see the new size, old data
-stays, the new range reads zero) and shrink (the data past the new end is gone, also after
-growing again); delete (the export disappears from nbdinfo --list and cannot be opened, and a
+stays, the new range reads zero) and shrink (refused without --allow-shrink; with it the data
+past the new end is gone, also after growing again); delete (the export disappears from nbdinfo --list and cannot be opened, and a
 vDisk created again under the same name reads zeros).
 """
 
@@ -106,7 +106,12 @@ def test_resize(h):
     check(read_and_close(uri, 127 * MIB, MIB) == tail, "write at the new end did not read back")
 
     log("shrink alpha to 16M, then grow it back to 128M")
-    h.cli.run("vdisk", "resize", "alpha", "--size", "16M")
+    # Shrinking discards data, so the CLI asks for --allow-shrink; without it nothing changes.
+    refused = h.cli.run("vdisk", "resize", "alpha", "--size", "16M", expect_rc=None)
+    check(refused.returncode in (1, 2), f"shrink without --allow-shrink: exit code "
+          f"{refused.returncode}, expected 1 or 2")
+    check_equal(export_size(uri), 128 * MIB, "NBD size after a refused shrink")
+    h.cli.run("vdisk", "resize", "alpha", "--size", "16M", "--allow-shrink")
     check_equal(export_size(uri), 16 * MIB, "NBD size after shrinking")
     check_equal(vdisks_by_name(h)["alpha"]["size_bytes"], 16 * MIB, "size after shrinking")
     check(read_and_close(uri, 10 * MIB, MIB) == keep, "data before the new end changed")

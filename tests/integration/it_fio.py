@@ -22,13 +22,14 @@ CONFIGS = [
 ]
 
 
+# fio runs in the work dir: it may leave files (verify state) in its cwd.
 def fio_argv(h, name, iodepth, numjobs, block_option, job_bytes, region_offset, output_path,
              extra=()):
     return ["fio", f"--name={name}", "--ioengine=nbd", f"--uri={h.weftd.uri('fio')}",
             "--rw=randrw", "--rwmixread=50", block_option, f"--iodepth={iodepth}",
             f"--numjobs={numjobs}", f"--size={job_bytes}", f"--offset={region_offset}",
             f"--offset_increment={job_bytes}", "--verify=crc32c", "--verify_fatal=1",
-            "--randseed=4242", "--group_reporting=0", "--output-format=json",
+            "--randseed=4242", "--verify_state_save=0", "--group_reporting=0", "--output-format=json",
             f"--output={output_path}", *extra]
 
 
@@ -51,7 +52,7 @@ def main(h):
         output_path = h.path(f"fio-{name}.json")
         log(f"fio {name}")
         run(fio_argv(h, name, iodepth, numjobs, block_option, job_bytes, region_offset,
-                     output_path))
+                     output_path), cwd=h.work_dir)
         jobs = check_fio_output(output_path, numjobs, name)
         for job in jobs:
             check(job["write"]["io_bytes"] > 0, f"{name}: job {job['jobname']} wrote nothing")
@@ -63,15 +64,17 @@ def main(h):
     output_path = h.path("fio-reverify.json")
     log(f"fio {name} --verify_only")
     run(fio_argv(h, name, iodepth, numjobs, block_option, job_bytes, 0, output_path,
-                 extra=["--verify_only"]))
+                 extra=["--verify_only"]), cwd=h.work_dir)
     check_fio_output(output_path, numjobs, f"{name} verify_only")
 
     # The verification is not vacuous: overwrite 1 MiB of the first job's region (about half
     # of its blocks were written) and the same verify_only run must now fail.
     run(["qemu-io", "-f", "raw", "-c", f"write -P 0x5c {4 * MIB} {MIB}", h.weftd.uri("fio")])
     result = run(fio_argv(h, name, iodepth, numjobs, block_option, job_bytes, 0, output_path,
-                          extra=["--verify_only"]), check_rc=False)
-    check(result.returncode != 0, "fio --verify_only passed over deliberately corrupted data")
+                          extra=["--verify_only"]), cwd=h.work_dir, check_rc=False)
+    output = result.stdout + result.stderr
+    check(result.returncode != 0 and "verify" in output,
+          f"fio --verify_only passed over deliberately corrupted data:\n{output}")
     h.weftd.check_alive("the fio runs")
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,16 @@ def check_equal(actual, expected, what):
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _recv_exact(sock, count):
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the peer")
+        data += chunk
+    return data
 
 
 def free_port():
@@ -253,13 +264,20 @@ class Weftd:
             return False
 
     def _nbd_accepts(self):
+        """A polite probe: greeting, client flags, NBD_OPT_ABORT, its ACK, close (instead of
+        a reset that the daemon would log as a broken handshake)."""
+        greeted = False
         try:
             with socket.create_connection(("127.0.0.1", self.nbd_port), timeout=2) as sock:
-                # A listening NBD server greets at once with NBDMAGIC.
                 sock.settimeout(5)
-                return sock.recv(8) == b"NBDMAGIC"
+                greeted = _recv_exact(sock, 18)[:8] == b"NBDMAGIC"
+                if greeted:
+                    sock.sendall(struct.pack(">I", 3))  # C_FIXED_NEWSTYLE | C_NO_ZEROES.
+                    sock.sendall(struct.pack(">QII", 0x49484156454F5054, 2, 0))  # OPT_ABORT.
+                    _recv_exact(sock, 20)  # Its ACK.
         except OSError:
-            return False
+            pass  # The spec lets a server close instead of acknowledging the abort.
+        return greeted
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
