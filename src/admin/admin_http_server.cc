@@ -110,7 +110,7 @@ AdminHttpServer::AdminHttpServer(AdminService& service, AdminHttpServerOptions o
   };
   server_->set_error_handler(std::move(error_handler));
   server_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+      [](const httplib::Request&, httplib::Response& response, const std::exception_ptr&) {
         response.status = 500;
         response.set_content(ErrorBody("Internal", "internal error"), "application/json");
       });
@@ -145,6 +145,9 @@ Status AdminHttpServer::Start() {
   port_ = static_cast<uint16_t>(bound_port);
   started_ = true;
 
+  // Logged before the threads start (the socket already listens): spdlog's first use sets up
+  // its registry, which must happen-before the workers log.
+  spdlog::info("admin API listening on http://{}:{}", options_.host, port_);
   auto listen_finished = std::make_shared<std::atomic<bool>>(false);
   listen_thread_ = std::thread([this, listen_finished] {
     if (!server_->listen_after_bind()) spdlog::warn("admin API on port {} stopped", port_);
@@ -155,7 +158,6 @@ Status AdminHttpServer::Start() {
   while (!server_->is_running() && !listen_finished->load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  spdlog::info("admin API listening on http://{}:{}", options_.host, port_);
   return Status::Ok();
 }
 

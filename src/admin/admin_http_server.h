@@ -26,7 +26,7 @@ struct AdminHttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 9440;  // 0: the kernel picks a free port; port() tells which.
   uint32_t worker_threads = 4;
-  size_t max_body_bytes = 64 * 1024;
+  size_t max_body_bytes = size_t{64} * 1024;
   uint32_t read_timeout_s = 5;  // A client silent this long mid-request is disconnected.
 };
 

@@ -380,6 +380,7 @@ TEST_F(AdminHttpServerTest, ConcurrentCreatesAllLand) {
   constexpr int kVdisksPerThread = 25;
   std::atomic<int> created{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       httplib::Client client("127.0.0.1", server_->port());
@@ -406,6 +407,7 @@ TEST_F(AdminHttpServerTest, ConcurrentCreatesOfOneNameHaveOneWinner) {
   std::atomic<int> created{0};
   std::atomic<int> conflicts{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       httplib::Client client("127.0.0.1", server_->port());

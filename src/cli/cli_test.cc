@@ -58,6 +58,7 @@ CommandResult RunWeft(const std::vector<std::string>& args, const std::string& w
   std::vector<std::string> argv_strings = {WEFT_CLI_PATH};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_strings.size() + 1);
   for (std::string& arg : argv_strings) {
     argv.push_back(arg.data());
     result.command_line += (result.command_line.empty() ? "" : " ") + arg;
@@ -72,6 +73,7 @@ CommandResult RunWeft(const std::vector<std::string>& args, const std::string& w
     result.command_line = "WEFT_ADMIN=" + weft_admin + " " + result.command_line;
   }
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& entry : env_strings) envp.push_back(entry.data());
   envp.push_back(nullptr);
 

@@ -3,6 +3,8 @@
 // Exit codes: 0 success, 1 weftd refused (its message is printed), 2 usage error, 3 weftd could
 // not be reached.
 #include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
 
 #include "cli/commands.h"
 
@@ -28,9 +30,7 @@ Exit codes:
 
 Run 'weft COMMAND --help' for a command's options, or 'weft --help-all' for all of them.)";
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   using weft::cli::ExitCode;
   CLI::App app("weft: manage a weft node's containers and vDisks through weftd's admin API.",
                "weft");
@@ -64,4 +64,17 @@ int main(int argc, char** argv) {
   }
   WEFT_ASSERT(action != nullptr);  // require_subcommand(1) at every level.
   return static_cast<int>(action());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Nothing below is expected to throw (CLI11's parse errors are caught where they happen), but a
+  // bug must still end in a message and a failing exit code, not in std::terminate.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& error) {
+    std::cerr << "weft: internal error: " << error.what() << "\n";
+    return 1;
+  }
 }

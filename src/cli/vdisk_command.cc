@@ -154,7 +154,7 @@ ExitCode RunDelete(const GlobalOptions& options, const Arguments& arguments) {
 // Registers `name` under `group`; its callback makes `run` the action.
 CLI::App* AddCommand(CLI::App& group, const char* name, const char* description,
                      const GlobalOptions& options, Action& action,
-                     std::shared_ptr<Arguments> arguments,
+                     const std::shared_ptr<Arguments>& arguments,
                      ExitCode (*run)(const GlobalOptions&, const Arguments&)) {
   CLI::App* command = group.add_subcommand(name, description);
   command->callback([&options, &action, arguments, run] {
