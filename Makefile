@@ -1,10 +1,14 @@
 # weft: the commands README.md documents. Every target installs what it needs first, so each one
 # works on a fresh Debian 12 machine.
 #
+#   make run     deps + build + weftd's embedded single-node default (scripts/run-weftd)
 #   make deps    install the Debian packages (scripts/install-deps; idempotent)
-#   make build   release build (RelWithDebInfo, asserts on) into build/release
+#   make build   release build (RelWithDebInfo, asserts on) into build/release; the programs
+#                land in build/release/bin (weftd, weft)
 #   make test    deps + build + the whole default test suite (ctest)
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
+#   make bench-nbd  deps + build + weft over NBD vs qemu-nbd vs the raw file (bench/nbd-compare)
+#   make fuzz    deps + the NBD decoder fuzzer for FUZZ_SECONDS (default 600) (fuzz/)
 #   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
 #   make tsan    deps + ThreadSanitizer build and test suite, into build/tsan
 #   make format  clang-format every source file in place (make test checks it)
@@ -13,7 +17,10 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: deps build test bench asan tsan debug format format-check tidy clean
+.PHONY: run deps build test bench bench-nbd fuzz asan tsan debug format format-check tidy clean
+
+run: build
+	scripts/run-weftd
 
 deps:
 	scripts/install-deps
@@ -27,6 +34,13 @@ test: build format-check
 
 bench: build
 	bench/run-extent-store-bench
+
+bench-nbd: build
+	bench/nbd-compare
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	fuzz/run-nbd-fuzz $(FUZZ_SECONDS)
 
 debug: deps
 	cmake --preset debug
