@@ -94,6 +94,7 @@ struct WriteRecord {
   uint32_t egroup_index = 0;
   uint32_t first_block = 0;
   uint32_t block_count = 0;
+  bool trim = false;  // A Trim: the blocks read as zeros once it applies.
   Outcome outcome = Outcome::kPending;
   AlignedBuffer data;  // Released once the write completes.
 
@@ -118,6 +119,7 @@ class CrashLoop {
       : base_seed_(base_seed), disk_(kDeviceBytes, base_seed, "/crash_loop_metadata") {
     disk_.options().commit_thread = commit_thread;
     last_acknowledged_.assign(kEgroupCount, std::vector<uint64_t>(kBlocksPerEgroup, 0));
+    last_trim_submitted_.assign(kEgroupCount, std::vector<uint64_t>(kBlocksPerEgroup, 0));
     reset_write_id_.assign(kEgroupCount, 0);
     pending_writes_per_egroup_.assign(kEgroupCount, 0);
   }
@@ -187,6 +189,9 @@ class CrashLoop {
   std::map<uint64_t, WriteRecord> writes_;  // By write id; kept for the whole run (small).
   uint64_t next_write_id_ = 1;
   std::vector<std::vector<uint64_t>> last_acknowledged_;  // [egroup][block]; 0 = zeros.
+  // [egroup][block]: the newest trim submitted over the block (acknowledged or not), so that
+  // zeros are explained by a trim that may have applied.
+  std::vector<std::vector<uint64_t>> last_trim_submitted_;
   std::vector<uint64_t> reset_write_id_;
   std::vector<uint32_t> pending_writes_per_egroup_;
   uint32_t pending_writes_ = 0;
@@ -243,46 +248,60 @@ void CrashLoop::SubmitWrite() {
   }
   write.first_block = std::min(write.first_block, kBlocksPerEgroup - write.block_count);
   const uint64_t write_id = next_write_id_++;
-  write.data = AlignedBuffer(uint64_t{write.block_count} * kChecksumBlockBytes);
-  for (uint32_t index = 0; index < write.block_count; ++index) {
-    FillBlock(write.data.data() + uint64_t{index} * kChecksumBlockBytes, write_id,
-              EgroupIdOf(write.egroup_index), write.first_block + index);
+  write.trim = OneIn(6);
+  if (write.trim) {
+    for (uint32_t block = write.first_block; block < write.first_block + write.block_count;
+         ++block) {
+      last_trim_submitted_[write.egroup_index][block] = write_id;
+    }
+  } else {
+    write.data = AlignedBuffer(uint64_t{write.block_count} * kChecksumBlockBytes);
+    for (uint32_t index = 0; index < write.block_count; ++index) {
+      FillBlock(write.data.data() + uint64_t{index} * kChecksumBlockBytes, write_id,
+                EgroupIdOf(write.egroup_index), write.first_block + index);
+    }
   }
   const std::span<const std::byte> data = write.data.span();
   const uint32_t egroup_index = write.egroup_index;
   const uint64_t offset_bytes = uint64_t{write.first_block} * kChecksumBlockBytes;
+  const uint64_t length_bytes = uint64_t{write.block_count} * kChecksumBlockBytes;
+  const bool trim = write.trim;
   writes_.emplace(write_id, std::move(write));
   ++pending_writes_;
   ++pending_writes_per_egroup_[egroup_index];
-  disk_.store().Write(
-      EgroupIdOf(egroup_index), offset_bytes, data, [this, write_id](Status status) {
-        WriteRecord& done = writes_.at(write_id);
-        --pending_writes_;
-        --pending_writes_per_egroup_[done.egroup_index];
-        done.data = AlignedBuffer();
-        // A process that died at the crash never delivers completions: in such iterations an
-        // OK that arrives after the crash does not count, so commits whose acknowledgement was
-        // lost show up as unacknowledged writes that must still be all-or-nothing.
-        if (status.ok() && crashed_ && process_died_) {
-          done.outcome = Outcome::kFailed;
-          return;
-        }
-        if (status.ok()) {
-          done.outcome = Outcome::kAcknowledged;
-          ++acknowledged_;
-          for (uint32_t block = done.first_block; block < done.first_block + done.block_count;
-               ++block) {
-            uint64_t& last = last_acknowledged_[done.egroup_index][block];
-            last = std::max(last, write_id);
-          }
-          return;
-        }
-        done.outcome = Outcome::kFailed;
-        // Without a crash nothing may fail: there is space, and no fault is injected.
-        if (!crashed_ || status.IsCorruption()) {
-          ADD_FAILURE() << "write " << write_id << " failed: " << status.ToString() << Replay();
-        }
-      });
+  auto done = [this, write_id](Status status) {
+    WriteRecord& done = writes_.at(write_id);
+    --pending_writes_;
+    --pending_writes_per_egroup_[done.egroup_index];
+    done.data = AlignedBuffer();
+    // A process that died at the crash never delivers completions: in such iterations an
+    // OK that arrives after the crash does not count, so commits whose acknowledgement was
+    // lost show up as unacknowledged writes that must still be all-or-nothing.
+    if (status.ok() && crashed_ && process_died_) {
+      done.outcome = Outcome::kFailed;
+      return;
+    }
+    if (status.ok()) {
+      done.outcome = Outcome::kAcknowledged;
+      ++acknowledged_;
+      for (uint32_t block = done.first_block; block < done.first_block + done.block_count;
+           ++block) {
+        uint64_t& last = last_acknowledged_[done.egroup_index][block];
+        last = std::max(last, write_id);
+      }
+      return;
+    }
+    done.outcome = Outcome::kFailed;
+    // Without a crash nothing may fail: there is space, and no fault is injected.
+    if (!crashed_ || status.IsCorruption()) {
+      ADD_FAILURE() << "write " << write_id << " failed: " << status.ToString() << Replay();
+    }
+  };
+  if (trim) {
+    disk_.store().Trim(EgroupIdOf(egroup_index), offset_bytes, length_bytes, std::move(done));
+  } else {
+    disk_.store().Write(EgroupIdOf(egroup_index), offset_bytes, data, std::move(done));
+  }
 }
 
 void CrashLoop::SubmitRead() {
@@ -399,12 +418,17 @@ void CrashLoop::CheckBlock(uint32_t egroup, uint32_t block, const DecodedBlock& 
   };
   if (!decoded.problem.empty()) return fail(decoded.problem);
   if (decoded.write_id == 0) {
-    if (floor != 0) fail("an acknowledged write was lost");
+    // Zeros: never written, the newest acknowledged change was a trim, or a newer trim (maybe
+    // unacknowledged) applied.
+    const bool trimmed =
+        (floor != 0 && writes_.at(floor).trim) || last_trim_submitted_[egroup][block] > floor;
+    if (floor != 0 && !trimmed) fail("an acknowledged write was lost");
     return;
   }
   auto write = writes_.find(decoded.write_id);
   if (write == writes_.end()) return fail("no such write was submitted");
   if (!write->second.Covers(egroup, block)) return fail("that write did not cover this block");
+  if (write->second.trim) return fail("a trim's id holds data");
   if (decoded.write_id < reset_write_id) return fail("data from before the egroup was deleted");
   if (decoded.write_id < floor) return fail("older than the newest acknowledged write");
 }
@@ -454,13 +478,17 @@ void CrashLoop::Verify(uint64_t first_write_id_of_iteration) {
   for (auto write = writes_.lower_bound(first_write_id_of_iteration); write != writes_.end();
        ++write) {
     const WriteRecord& record = write->second;
+    if (record.trim) continue;  // Zeros cannot be told apart by trim.
     const std::vector<uint64_t>& shown = observed[record.egroup_index];
+    const std::vector<uint64_t>& trims = last_trim_submitted_[record.egroup_index];
     bool any = false;
     bool all = true;
     for (uint32_t block = record.first_block; block < record.first_block + record.block_count;
          ++block) {
       any = any || shown[block] == write->first;
-      all = all && shown[block] >= write->first;
+      // A later trim may have zeroed part of it.
+      all = all &&
+            (shown[block] >= write->first || (shown[block] == 0 && trims[block] > write->first));
     }
     if (any && !all) {
       ADD_FAILURE() << "write " << write->first << " (egroup " << EgroupIdOf(record.egroup_index)
