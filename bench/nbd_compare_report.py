@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-TARGETS = ["weft", "qemu-nbd", "device"]
+TARGETS = ["weft", "qemu-nbd", "device", "device-sync"]
 WORKLOADS = ["randwrite-4k-qd1", "randread-4k-qd1", "randwrite-4k-qd32", "randread-4k-qd32",
              "write-1m-qd8"]
 # The targets: weft QD1 mean latency within 1.5x of qemu-nbd's, QD32 IOPS >= 0.7x.
@@ -74,7 +74,7 @@ def main():
                          f"{r['latency_mean_us']:.1f} | {r['latency_p99_us']:.1f} |")
 
     lines += ["", "| workload | weft/qemu-nbd IOPS | weft/qemu-nbd mean latency | "
-              "weft/device IOPS |", "|---|---:|---:|---:|"]
+              "weft/device IOPS | weft/device-sync mean latency |", "|---|---:|---:|---:|---:|"]
     ratios = {}
     for workload in WORKLOADS:
         weft = summary.get((workload, "weft"))
@@ -88,9 +88,15 @@ def main():
                                     if qemu["latency_mean_us"] else None),
             "iops_vs_device": weft["iops"] / device["iops"] if device["iops"] else None,
         }
+        device_sync = summary.get((workload, "device-sync"))
+        ratios[workload]["latency_vs_device_sync"] = (
+            weft["latency_mean_us"] / device_sync["latency_mean_us"]
+            if device_sync and device_sync["latency_mean_us"] else None)
         ratio = ratios[workload]
+        sync_ratio = ratio["latency_vs_device_sync"]
         lines.append(f"| {workload} | {ratio['iops_vs_qemu_nbd']:.2f} | "
-                     f"{ratio['latency_vs_qemu_nbd']:.2f} | {ratio['iops_vs_device']:.2f} |")
+                     f"{ratio['latency_vs_qemu_nbd']:.2f} | {ratio['iops_vs_device']:.2f} | "
+                     f"{'-' if sync_ratio is None else f'{sync_ratio:.2f}'} |")
 
     targets = {}
     for workload in ("randwrite-4k-qd1", "randread-4k-qd1"):
