@@ -510,7 +510,8 @@ TEST_F(NbdServerTest, FioVerifiesDataWithManyRequestsInFlight) {
   const std::string output_path = ::testing::TempDir() + "nbd_server_test_fio.json";
   RunOk(
       fmt::format("fio --name=verify --ioengine=nbd --uri={} --rw=randwrite --bs=4k --iodepth=32 "
-                  "--size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=json "
+                  "--size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 "
+                  "--output-format=json "
                   "--output={}",
                   Uri("disk"), output_path));
   std::ifstream file(output_path);
