@@ -277,5 +277,78 @@ TEST_F(VdiskTest, DeleteFreesEverySpaceAndEgroupsSpreadAcrossDisks) {
   EXPECT_TRUE(CreateVdisk("spread", kMiB).ok());  // The name is free again.
 }
 
+// A stop between marking a vDisk DELETING and removing its row: the next start finishes the job.
+TEST_F(VdiskTest, InterruptedDeletionIsFinishedAtStart) {
+  ASSERT_TRUE(CreateVdisk("doomed", 8 * kMiB).ok());
+  AlignedBuffer data(4 * kMiB);
+  std::memset(data.data(), 9, data.size());
+  ASSERT_TRUE(Write(Vdisk("doomed"), 0, data.span()).ok());
+  ASSERT_GT(node_.store(0).stats().egroups + node_.store(1).stats().egroups, 0u);
+  Result<metadata::Row> row = node_.metadata().GetSync(VdiskKey("doomed"));
+  ASSERT_TRUE(row.ok());
+  records::Vdisk record;
+  ASSERT_TRUE(Decode(row->key, row->value, record).ok());
+  record.set_state(records::VDISK_STATE_DELETING);
+  ASSERT_TRUE(node_.metadata().CompareAndSetSync(row->key, row->version, Encode(record)).ok());
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  EXPECT_EQ(node_.manager().FindVdisk("doomed"), nullptr);
+  EXPECT_EQ(node_.store(0).stats().egroups + node_.store(1).stats().egroups, 0u);
+  EXPECT_TRUE(node_.metadata().GetSync(VdiskKey("doomed")).status().IsNotFound());
+  Result<std::vector<metadata::Row>> rows = node_.metadata().ScanSync("blockmap/", "", 100);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(rows->empty());
+  rows = node_.metadata().ScanSync("egroup/", "", 100);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(rows->empty());
+}
+
+// A stop between writing an egroup's row and creating it in the extent store: the vDisk loads,
+// the egroup is created empty, and its vBlocks read as zeros (nothing was acknowledged there).
+TEST_F(VdiskTest, EgroupRowWithoutItsEgroupIsCreatedAtLoad) {
+  ASSERT_TRUE(CreateVdisk("half", 8 * kMiB).ok());
+  AlignedBuffer data(kMiB);
+  std::memset(data.data(), 5, data.size());
+  ASSERT_TRUE(Write(Vdisk("half"), 0, data.span()).ok());
+  const uint64_t vdisk_id = Vdisk("half").id();
+  Result<std::vector<metadata::Row>> rows =
+      node_.metadata().ScanSync(EgroupPrefix(vdisk_id), "", 10);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  records::Egroup egroup;
+  ASSERT_TRUE(Decode(rows->front().key, rows->front().value, egroup).ok());
+  for (int index = 0; index < 2; ++index) {
+    if (node_.node_disks()[index].uuid == egroup.disk_uuid()) {
+      ASSERT_TRUE(node_.store(index).DeleteEgroup(egroup.egroup_id()).ok());
+    }
+  }
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  const std::vector<std::byte> contents = ReadAll(Vdisk("half"));
+  for (std::byte byte : contents) ASSERT_EQ(byte, std::byte{0});
+  ASSERT_TRUE(Write(Vdisk("half"), kMiB, data.span()).ok());
+  AlignedBuffer back(kMiB);
+  ASSERT_TRUE(Read(Vdisk("half"), kMiB, back.span()).ok());
+  EXPECT_EQ(std::memcmp(back.data(), data.data(), kMiB), 0);
+}
+
+// An egroup row naming a disk the node does not have: the start fails and says which disk.
+TEST_F(VdiskTest, EgroupOnAMissingDiskFailsTheStartNamingIt) {
+  ASSERT_TRUE(CreateVdisk("lost", 8 * kMiB).ok());
+  const uint64_t vdisk_id = Vdisk("lost").id();
+  records::Egroup egroup;
+  egroup.set_format_version(1);
+  egroup.set_egroup_id(999999);
+  egroup.set_vdisk_id(vdisk_id);
+  egroup.set_disk_uuid("00000000-0000-0000-0000-00000000dead");
+  ASSERT_TRUE(
+      node_.metadata().CompareAndSetSync(EgroupKey(vdisk_id, 999999), 0, Encode(egroup)).ok());
+  node_.Stop();
+  const Status started = node_.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_NE(started.ToString().find("00000000-0000-0000-0000-00000000dead"), std::string::npos)
+      << started.ToString();
+}
+
 }  // namespace
 }  // namespace weft::vdisk

@@ -143,6 +143,7 @@ class TestNode {
   }
 
   VdiskManager& manager() { return *manager_; }
+  metadata::LocalMetadataStore& metadata() { return *metadata_; }
   std::vector<NodeDisk>& node_disks() { return node_disks_; }
   extent_store::ExtentStore& store(size_t index) { return *disks_[index]->store; }
 
