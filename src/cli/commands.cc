@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "cli/size_format.h"
+#include "base/size_format.h"
 
 namespace weft::cli {
 

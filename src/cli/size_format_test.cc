@@ -1,5 +1,5 @@
 // Parsing and printing sizes: binary units, exact fractions, and everything that must be refused.
-#include "cli/size_format.h"
+#include "base/size_format.h"
 
 #include <gtest/gtest.h>
 

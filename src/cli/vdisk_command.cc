@@ -6,8 +6,8 @@
 #include <iostream>
 #include <memory>
 
+#include "base/size_format.h"
 #include "cli/commands.h"
-#include "cli/size_format.h"
 #include "cli/table.h"
 
 namespace weft::cli {

@@ -4,37 +4,9 @@
 
 #include <charconv>
 
-namespace weft::daemon {
+#include "base/size_format.h"
 
-Result<uint64_t> ParseByteSize(const std::string& text) {
-  uint64_t value = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  const auto [rest, error] = std::from_chars(begin, end, value);
-  if (error != std::errc() || rest == begin) {
-    return Status::InvalidArgument(fmt::format("'{}' is not a size (like 512M, 16G, 1T)", text));
-  }
-  const std::string suffix(rest, end);
-  int shift = 0;
-  if (suffix.empty() || suffix == "B") {
-    shift = 0;
-  } else if (suffix == "K" || suffix == "KiB") {
-    shift = 10;
-  } else if (suffix == "M" || suffix == "MiB") {
-    shift = 20;
-  } else if (suffix == "G" || suffix == "GiB") {
-    shift = 30;
-  } else if (suffix == "T" || suffix == "TiB") {
-    shift = 40;
-  } else {
-    return Status::InvalidArgument(
-        fmt::format("'{}' has an unknown unit '{}' (use K, M, G or T)", text, suffix));
-  }
-  if (shift > 0 && value > (UINT64_MAX >> shift)) {
-    return Status::InvalidArgument(fmt::format("size '{}' is too large", text));
-  }
-  return value << shift;
-}
+namespace weft::daemon {
 
 Result<DiskSpec> ParseDiskSpec(const std::string& text) {
   DiskSpec spec;
@@ -44,7 +16,7 @@ Result<DiskSpec> ParseDiskSpec(const std::string& text) {
     return Status::InvalidArgument(fmt::format("--disk '{}': the path is empty", text));
   }
   if (colon != std::string::npos) {
-    Result<uint64_t> size = ParseByteSize(text.substr(colon + 1));
+    Result<uint64_t> size = ParseSize(text.substr(colon + 1));
     if (!size.ok()) return size.status().WithContext(fmt::format("--disk '{}'", text));
     if (*size < kMinDiskBytes) {
       return Status::InvalidArgument(

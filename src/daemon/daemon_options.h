@@ -27,12 +27,10 @@ struct DaemonOptions {
   uint32_t max_nbd_connections = 128;
 };
 
-// "PATH" or "PATH:SIZE" with SIZE like 512M, 16G, 1T (binary units) or bytes.
+// "PATH" or "PATH:SIZE" with SIZE like 512M, 16G, 1T (base/size_format.h: binary units).
 Result<DiskSpec> ParseDiskSpec(const std::string& text);
 // "HOST:PORT" -> host and port; InvalidArgument naming `what` otherwise.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& what,
                                                        const std::string& text);
-// Bytes from "123", "4K", "512M", "16G", "1T" (also "KiB", "MiB", "GiB", "TiB").
-Result<uint64_t> ParseByteSize(const std::string& text);
 
 }  // namespace weft::daemon

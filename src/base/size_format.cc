@@ -1,4 +1,4 @@
-#include "cli/size_format.h"
+#include "base/size_format.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cctype>
 #include <limits>
 
-namespace weft::cli {
+namespace weft {
 namespace {
 
 using Uint128 = unsigned __int128;
@@ -126,4 +126,4 @@ std::string FormatSize(uint64_t bytes) {
   return fmt::format("{}.{} {}", whole, tenth, unit.long_name);
 }
 
-}  // namespace weft::cli
+}  // namespace weft

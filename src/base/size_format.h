@@ -1,5 +1,6 @@
-// Sizes on the command line and in the CLI's output. weft uses binary units only: K = KiB = 1024
-// bytes, M = MiB, G = GiB, T = TiB, P = PiB; "10GB" is refused as ambiguous instead of guessed.
+// Sizes on command lines (weft, weftd) and in human output. weft uses binary units only: K = KiB =
+// 1024 bytes, M = MiB, G = GiB, T = TiB, P = PiB; "10GB" is refused as ambiguous instead of
+// guessed.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 
 #include "base/status.h"
 
-namespace weft::cli {
+namespace weft {
 
 // Parses a positive size: a number of bytes ("4096", "4096B") or a number with a unit: K, M, G, T,
 // P, or KiB, MiB, GiB, TiB, PiB (either case). A fraction is accepted when the result is a whole
@@ -20,4 +21,4 @@ Result<uint64_t> ParseSize(std::string_view text);
 // byte more than 1 GiB). The unit is the largest that leaves at least 1.
 std::string FormatSize(uint64_t bytes);
 
-}  // namespace weft::cli
+}  // namespace weft
