@@ -8,6 +8,7 @@
 #   make test    deps + build + the whole default test suite (ctest)
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
 #   make bench-nbd  deps + build + weft over NBD vs qemu-nbd vs the raw file (bench/nbd-compare)
+#   make bench-compare  deps + build + weft vs Ceph RBD vs qemu-nbd vs the raw device (bench/compare)
 #   make fuzz    deps + the NBD decoder fuzzer for FUZZ_SECONDS (default 600) (fuzz/)
 #   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
 #   make tsan    deps + ThreadSanitizer build and test suite, into build/tsan
@@ -17,7 +18,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: run deps build test bench bench-nbd fuzz asan tsan debug format format-check tidy clean
+.PHONY: run deps build test bench bench-nbd bench-compare fuzz asan tsan debug format format-check tidy clean
 
 run: build
 	scripts/run-weftd
@@ -37,6 +38,9 @@ bench: build
 
 bench-nbd: build
 	bench/nbd-compare
+
+bench-compare: build
+	bench/compare
 
 FUZZ_SECONDS ?= 600
 fuzz: deps
