@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
+#include <rocksdb/snapshot.h>
 #include <spdlog/spdlog.h>
 
 #include "extent_store/zeroed_wal_file_system.h"
@@ -21,10 +22,11 @@ rocksdb::WriteOptions SyncedWrite() {
   return options;
 }
 
-rocksdb::ReadOptions ScanRead() {
+rocksdb::ReadOptions ScanRead(const rocksdb::Snapshot* snapshot = nullptr) {
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
   options.fill_cache = false;  // Scans run at open and in scrub; keep the cache for reads.
+  options.snapshot = snapshot;
   return options;
 }
 
@@ -158,9 +160,12 @@ Status MetadataDb::RowError(const Status& status, format::SlotAddress address) c
 }
 
 Result<std::optional<std::string>> MetadataDb::Get(rocksdb::ColumnFamilyHandle* family,
-                                                   const std::string& key) {
+                                                   const std::string& key,
+                                                   const rocksdb::Snapshot* snapshot) {
   std::string value;
-  const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), family, key, &value);
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot;
+  const rocksdb::Status status = db_->Get(options, family, key, &value);
   if (status.IsNotFound()) return std::optional<std::string>();
   if (!status.ok()) return Translate(status, "get");
   return std::optional<std::string>(std::move(value));
@@ -210,8 +215,14 @@ Result<format::SlotRows> MetadataDb::DecodeSlotRows(format::SlotAddress address,
 Result<std::optional<format::SlotRows>> MetadataDb::GetSlot(format::SlotAddress address) {
   if (const std::optional<format::SlotRows>* cached = slot_cache_.Find(address)) return *cached;
   const std::string key = format::SlotKey(address.egroup_id, address.slot);
-  WEFT_ASSIGN_OR_RETURN(std::optional<std::string> layout_value, Get(layout_family_, key));
-  WEFT_ASSIGN_OR_RETURN(std::optional<std::string> checksums_value, Get(checksums_family_, key));
+  // One snapshot for both rows: the commit thread may write a batch between two plain reads,
+  // and a layout row from after it with a checksums row from before is a torn slot (a false
+  // checksum error, cached).
+  rocksdb::ManagedSnapshot snapshot(db_.get());
+  WEFT_ASSIGN_OR_RETURN(std::optional<std::string> layout_value,
+                        Get(layout_family_, key, snapshot.snapshot()));
+  WEFT_ASSIGN_OR_RETURN(std::optional<std::string> checksums_value,
+                        Get(checksums_family_, key, snapshot.snapshot()));
   if (!layout_value && !checksums_value) {
     slot_cache_.Put(address, std::nullopt);
     return std::optional<format::SlotRows>();
@@ -251,9 +262,14 @@ Status MetadataDb::ForEachEgroup(const EgroupVisitor& visit) {
 }
 
 Status MetadataDb::ForEachSlot(const SlotVisitor& visit) {
-  // The two families hold the same keys; walk them side by side like a merge join.
-  std::unique_ptr<rocksdb::Iterator> layout(db_->NewIterator(ScanRead(), layout_family_));
-  std::unique_ptr<rocksdb::Iterator> checksums(db_->NewIterator(ScanRead(), checksums_family_));
+  // The two families hold the same keys; walk them side by side like a merge join, both at one
+  // snapshot (a batch committed by the commit thread between the two iterators' creation would
+  // otherwise pair rows from before and after it).
+  rocksdb::ManagedSnapshot snapshot(db_.get());
+  std::unique_ptr<rocksdb::Iterator> layout(
+      db_->NewIterator(ScanRead(snapshot.snapshot()), layout_family_));
+  std::unique_ptr<rocksdb::Iterator> checksums(
+      db_->NewIterator(ScanRead(snapshot.snapshot()), checksums_family_));
   layout->SeekToFirst();
   checksums->SeekToFirst();
   uint64_t rows_visited = 0;

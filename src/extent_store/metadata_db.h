@@ -98,7 +98,8 @@ class MetadataDb {
   Status Translate(const rocksdb::Status& status, std::string_view operation) const;
   Status RowError(const Status& status, format::SlotAddress address) const;
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* family,
-                                         const std::string& key);
+                                         const std::string& key,
+                                         const rocksdb::Snapshot* snapshot = nullptr);
   Result<format::SlotRows> DecodeSlotRows(format::SlotAddress address,
                                           std::string_view layout_value,
                                           std::string_view checksums_value) const;
