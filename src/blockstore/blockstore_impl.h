@@ -55,7 +55,12 @@ struct File {
   std::deque<PendingAppend> appends;  // Front is in flight when append_in_flight.
   bool append_in_flight = false;
   uint32_t reads_in_flight = 0;
+  uint32_t writes_in_flight = 0;  // In-place Write()s.
   uint32_t syncs_in_flight = 0;
+  // Journal records of this file (Preallocate's extends and size) not yet covered by a
+  // completed Sync, and Syncs persisting them: while either is set, Sync writes the journal.
+  bool journal_dirty = false;
+  uint32_t journal_syncs_in_flight = 0;
   std::vector<env::IoCompletion> sync_waiters;  // Waiting for the append queue to drain.
 };
 

@@ -27,8 +27,8 @@ File* FileLayerImpl::Find(FileId id) {
 }
 
 bool FileLayerImpl::Busy(const File& file) {
-  return !file.appends.empty() || file.reads_in_flight > 0 || !file.sync_waiters.empty() ||
-         file.syncs_in_flight > 0;
+  return !file.appends.empty() || file.reads_in_flight > 0 || file.writes_in_flight > 0 ||
+         !file.sync_waiters.empty() || file.syncs_in_flight > 0;
 }
 
 Result<FileId> FileLayerImpl::Create(std::string_view name) {
@@ -42,6 +42,7 @@ Result<FileId> FileLayerImpl::Create(std::string_view name) {
   const FileId id = state_.next_file_id;
   state_.AppendLiveRecord(format::RecordType::kFileCreate, id, 0, 0, name);
   WEFT_ASSERT(state_.files.contains(id));
+  state_.files.at(id).journal_dirty = true;  // A Sync must make the creation durable.
   return id;
 }
 
@@ -72,6 +73,7 @@ Status FileLayerImpl::Rename(std::string_view from, std::string_view to) {
   }
   state_.AppendLiveRecord(format::RecordType::kFileRename, id, 0, 0, to);
   WEFT_ASSERT(state_.file_names.at(std::string(to)) == id);
+  state_.files.at(id).journal_dirty = true;
   return Status::Ok();
 }
 
@@ -329,6 +331,7 @@ Status FileLayerImpl::Truncate(FileId id, uint64_t size_bytes) {
   if (size_bytes == file->size_bytes) return Status::Ok();
   state_.AppendLiveRecord(format::RecordType::kFileTruncate, id, size_bytes, 0);
   WEFT_ASSERT(file->size_bytes == size_bytes);
+  file->journal_dirty = true;
   return Status::Ok();
 }
 
@@ -351,10 +354,30 @@ void FileLayerImpl::RunSyncWaiters(File& file) {
   ++file.syncs_in_flight;
   const FileId id = file.id;
   const uint64_t size_bytes = file.size_bytes;
+  // In-place writes into a file whose size and blocks are already journaled need only the
+  // flush. A journal round still in flight for this file must complete first, though (it may
+  // carry this file's size), so its presence forces the slow path too.
+  const bool flush_only = size_bytes <= file.recorded_size_bytes && !file.journal_dirty &&
+                          file.journal_syncs_in_flight == 0;
+  if (flush_only) {
+    state_.SubmitFlush([this, id, waiters](Status status) {
+      File* synced = Find(id);
+      WEFT_ASSERT(synced != nullptr && synced->syncs_in_flight > 0);
+      --synced->syncs_in_flight;
+      for (auto& waiter : *waiters) waiter(status);
+    });
+    return;
+  }
+  file.journal_dirty = false;
+  ++file.journal_syncs_in_flight;
   auto finish = [this, id, waiters](const Status& status) {
     File* synced = Find(id);
     WEFT_ASSERT(synced != nullptr && synced->syncs_in_flight > 0);
+    WEFT_ASSERT(synced->journal_syncs_in_flight > 0);
     --synced->syncs_in_flight;
+    --synced->journal_syncs_in_flight;
+    // A failed round may not have persisted this file's records: journal them again next time.
+    if (!status.ok()) synced->journal_dirty = true;
     for (auto& waiter : *waiters) waiter(status);
   };
   state_.SubmitFlush([this, id, size_bytes, finish](Status status) {
@@ -375,6 +398,61 @@ void FileLayerImpl::RunSyncWaiters(File& file) {
       state_.SubmitFlush(finish);
     });
   });
+}
+
+Status FileLayerImpl::Preallocate(FileId id, uint64_t size_bytes) {
+  File* file = Find(id);
+  if (file == nullptr) return Status::NotFound(fmt::format("no file id {}", id));
+  if (!file->appends.empty()) {
+    return Status::Busy(fmt::format("file '{}' has appends running", file->name));
+  }
+  if (size_bytes < file->size_bytes || size_bytes % state_.block_size_bytes != 0) {
+    return Status::InvalidArgument(
+        fmt::format("cannot preallocate '{}' of {} bytes to {} bytes (a smaller size, or not a "
+                    "multiple of {})",
+                    file->name, file->size_bytes, size_bytes, state_.block_size_bytes));
+  }
+  if (size_bytes == file->size_bytes) return Status::Ok();
+  WEFT_RETURN_IF_ERROR(Reserve(*file, size_bytes));
+  state_.AppendLiveRecord(format::RecordType::kFileSize, id, size_bytes, 0);
+  file->size_bytes = file->queued_size_bytes = size_bytes;
+  // The tail block (if the old size was partial) is now whole and undefined past the old end.
+  file->tail_valid = false;
+  file->journal_dirty = true;
+  WEFT_ASSERT(file->recorded_size_bytes == size_bytes);
+  return Status::Ok();
+}
+
+void FileLayerImpl::Write(FileId id, uint64_t offset_bytes, std::span<const std::byte> data,
+                          env::IoCompletion done) {
+  File* file = Find(id);
+  if (file == nullptr) {
+    state_.Defer(std::move(done), Status::NotFound(fmt::format("no file id {}", id)));
+    return;
+  }
+  const uint64_t block_size = state_.block_size_bytes;
+  if (data.empty() || offset_bytes % block_size != 0 || data.size() % block_size != 0 ||
+      offset_bytes > file->size_bytes || data.size() > file->size_bytes - offset_bytes) {
+    state_.Defer(std::move(done),
+                 Status::InvalidArgument(fmt::format(
+                     "write of {} bytes at {} in '{}' of {} bytes: must be non-empty, "
+                     "{}-aligned and inside the file",
+                     data.size(), offset_bytes, file->name, file->size_bytes, block_size)));
+    return;
+  }
+  auto buffer = std::make_shared<AlignedBuffer>(state_.device->AllocateBuffer(data.size()));
+  std::memcpy(buffer->data(), data.data(), data.size());
+  // Whole blocks inside the size never include a partial tail block, so the append path's
+  // cached tail stays valid.
+  WEFT_ASSERT(offset_bytes + data.size() <= file->size_bytes / block_size * block_size);
+  ++file->writes_in_flight;
+  SubmitBlocks(*file, offset_bytes / block_size, data.size() / block_size, buffer->data(),
+               /*write=*/true, [this, id, buffer, done = std::move(done)](Status status) {
+                 File* written = Find(id);
+                 WEFT_ASSERT(written != nullptr && written->writes_in_flight > 0);
+                 --written->writes_in_flight;
+                 done(std::move(status));
+               });
 }
 
 }  // namespace weft::blockstore

@@ -66,8 +66,23 @@ class FileLayer {
   // Shrinks the file to `size_bytes` (no-op if already that size). InvalidArgument when larger
   // than the file; Busy while appends are in flight.
   virtual Status Truncate(FileId id, uint64_t size_bytes) = 0;
-  // Makes every byte appended before the call, and the file's size, durable.
+  // Makes every byte appended before the call, every Write completed before the call, and the
+  // file's size, durable. When neither the size nor the file's blocks changed since the last
+  // Sync, this is one device flush and no journal write (what the OpLog's hot path relies on).
   virtual void Sync(FileId id, env::IoCompletion done) = 0;
+
+  // Grows the file to `size_bytes` without writing: the new bytes' contents are undefined (what
+  // the blocks last held) until written. Durable after a Sync. For files written in place (the
+  // OpLog's segments, the cache's SSD tier), whose readers validate what they read.
+  // InvalidArgument (smaller than the file, not a multiple of the block size), NoSpace, Busy
+  // (appends in flight).
+  virtual Status Preallocate(FileId id, uint64_t size_bytes) = 0;
+  // Overwrites [offset, offset + data.size()) inside the file's size; offset and length must be
+  // multiples of the block size. `data` is copied. `done` runs when the bytes are written to the
+  // device (readable; durable after a Sync submitted after `done`). InvalidArgument (unaligned,
+  // empty, past the end), NotFound, IOError.
+  virtual void Write(FileId id, uint64_t offset_bytes, std::span<const std::byte> data,
+                     env::IoCompletion done) = 0;
 };
 
 }  // namespace weft::blockstore

@@ -21,6 +21,9 @@ class FileLayerImpl final : public FileLayer {
             ReadCompletion done) override;
   Status Truncate(FileId id, uint64_t size_bytes) override;
   void Sync(FileId id, env::IoCompletion done) override;
+  Status Preallocate(FileId id, uint64_t size_bytes) override;
+  void Write(FileId id, uint64_t offset_bytes, std::span<const std::byte> data,
+             env::IoCompletion done) override;
 
  private:
   static Status CheckName(std::string_view name);
