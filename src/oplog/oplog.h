@@ -1,0 +1,197 @@
+// OpLog: one vDisk's persistent write buffer (the seeds' OpLog). Small random writes are
+// appended to a log at journal speed and acknowledged once durable; a drainer (the vDisk
+// controller) later moves the data to the extent store and the log space is reused.
+//
+// - Storage: preallocated segment files (segment_bytes each, at most size_bytes_max in all) in a
+//   blockstore's file layer, written in place front to back in batches (oplog_format.h,
+//   docs/ondisk/oplog.md). Only one batch is in flight at a time; records appended meanwhile
+//   form the next batch, so concurrent writes share one device write and one flush (group
+//   commit). A batch's flush is the file layer's flush-only Sync: one device flush per batch.
+// - Index: Append inserts into the RangeIndex at once, so reads and later writes see it in
+//   arrival order; its completion runs when the record is durable.
+// - Drain: NextDrainBatch hands out the oldest durable records (a prefix in seq order) as index
+//   pieces; once the caller has made them durable in the extent store, FinishDrain writes the
+//   drain watermark (a batch header field) and, when that is durable, erases them from the index
+//   and frees segments whose records are all drained. Only after that may writes to those
+//   ranges bypass the OpLog: a replay never re-applies a record older than the watermark.
+// - Space: when no segment is free and the cap is reached, batches wait for the drain
+//   (back-pressure; nothing is dropped). fill_fraction() lets the write characterizer send
+//   writes to the extent store before that happens.
+// - Recovery (Open): every segment is scanned; records newer than the highest watermark found
+//   are replayed into the index in seq order; a torn last batch is discarded (never acknowledged).
+// - Failure: an I/O error writing the log fails the batch's writes and every later Append
+//   (IOError); reads of the index keep working.
+//
+// Threading: the reactor thread that polls the blockstore; completions run from its Poll() or
+// from the executor, never inside the call.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "blockstore/file_layer.h"
+#include "oplog/oplog_format.h"
+#include "oplog/range_index.h"
+
+namespace weft::oplog {
+
+using Completion = std::function<void(Status status)>;
+using Executor = std::function<void(std::function<void()> task)>;
+
+struct OpLogOptions {
+  uint64_t segment_bytes = 16ull << 20;
+  uint64_t size_bytes_max = 128ull << 20;  // Log space: segments * segment_bytes at most.
+  uint64_t batch_bytes_max = 4ull << 20;   // One device write.
+};
+
+// A record at most this long (callers split larger writes, e.g. at vBlock boundaries).
+inline constexpr uint64_t kRecordBytesMax = 1ull << 20;
+
+struct OpLogStats {
+  uint64_t records_appended = 0;
+  uint64_t bytes_appended = 0;
+  uint64_t batches_written = 0;  // Each one device write and one flush.
+  uint64_t records_drained = 0;
+  uint64_t drain_rounds = 0;
+  uint64_t records_replayed = 0;  // At the last Open.
+  uint64_t space_waits = 0;       // Batches that waited for the drain to free a segment.
+  uint64_t segments = 0;          // Segment files.
+  uint64_t segments_in_use = 0;
+  uint64_t log_bytes_max = 0;
+  uint64_t index_bytes = 0;  // Undrained bytes the index serves.
+  uint64_t index_pieces = 0;
+  uint64_t records_undrained = 0;
+  uint64_t last_seq = 0;
+  uint64_t drained_seq = 0;  // Durable watermark.
+  bool failed = false;
+};
+
+class OpLog {
+ public:
+  OpLog(blockstore::FileLayer& files, uint64_t vdisk_id, OpLogOptions options, Executor executor);
+  ~OpLog();
+  OpLog(const OpLog&) = delete;
+  OpLog& operator=(const OpLog&) = delete;
+
+  // Finds the vDisk's segments, replays them into the index, and makes sure one segment exists.
+  // Must complete OK before anything else is called.
+  void Open(Completion done);
+
+  // Appends a record of `kind` over [offset, offset + length) (data: kData's bytes, copied).
+  // length <= kRecordBytesMax. The index sees it before Append returns; `done` runs once it is
+  // durable.
+  void Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
+              std::span<const std::byte> data, Completion done);
+
+  const RangeIndex& index() const { return index_; }
+  // Log space in use (segments holding undrained records, and the one being written) over the cap.
+  double fill_fraction() const;
+  // Appended records not yet durable (in the batch in flight or waiting for it).
+  uint64_t appends_pending() const { return pending_.size() + batch_records_in_flight_; }
+  bool failed() const { return !failure_.ok(); }
+
+  // The oldest durable records not yet drained, up to about `bytes_max` of them: the index
+  // pieces they still own (bytes overwritten by newer records are not included), all with
+  // seq <= max_seq. nullopt when nothing is to drain or a drain is already running.
+  struct DrainBatch {
+    uint64_t max_seq = 0;
+    uint64_t records = 0;
+    std::vector<IndexPiece> pieces;
+  };
+  std::optional<DrainBatch> NextDrainBatch(uint64_t bytes_max);
+  // The batch's pieces are durable in the extent store: persist the watermark, then erase them
+  // from the index and free segments. `done` runs after that (OK), or with the error (the pieces
+  // stay in the index and will be drained again).
+  void FinishDrain(uint64_t max_seq, Completion done);
+  // The caller could not write the batch: nothing changes; it may be handed out again.
+  void AbortDrain();
+  bool drain_running() const { return drain_running_; }
+  // Whether there are durable records not yet drained.
+  bool has_undrained() const { return !undrained_.empty(); }
+
+  // Deletes the vDisk's segment files (the vDisk is being deleted; nothing may be in flight).
+  Status DestroyFiles();
+  // Whether nothing is in flight (no batch, no pending appends, no segment being created).
+  bool quiescent() const;
+
+  OpLogStats stats() const;
+
+ private:
+  struct Segment {
+    uint64_t number = 0;
+    blockstore::FileId file = 0;
+    bool in_use = false;  // Holds undrained records, or is the tail.
+    uint64_t write_offset_bytes = 0;
+    uint64_t max_record_seq = 0;  // Of the records written to it in its current use.
+  };
+  struct PendingRecord {
+    uint64_t seq = 0;
+    format::RecordKind kind = format::RecordKind::kData;
+    uint64_t offset_bytes = 0;
+    uint64_t length_bytes = 0;
+    std::shared_ptr<const RecordData> data;
+    Completion done;
+  };
+  struct UndrainedRecord {
+    uint64_t seq = 0;
+    uint64_t length_bytes = 0;
+  };
+
+  struct Recovery;
+  void RecoverSegment(size_t index, std::shared_ptr<Recovery> recovery, Completion done);
+  void FinishRecovery(std::shared_ptr<Recovery> recovery, Completion done);
+  // Room every segment keeps for two watermark-only batches (see MaybeStartBatch).
+  static constexpr uint64_t kWatermarkReserveBytes = 2 * format::kBatchAlignmentBytes;
+
+  void MaybeStartBatch();
+  uint64_t TailRoom() const;
+  // Makes a free segment the tail; false when none is free.
+  bool SwitchTail();
+  // Writes the first `count` pending records (and the watermark) as one batch at the tail.
+  void WriteBatch(size_t count, uint64_t data_bytes);
+  void CreateSegment();
+  void OnBatchDone(std::vector<PendingRecord> records, uint64_t drained_seq, Status status);
+  void FreeDrainedSegments();
+  void Fail(Status status);
+
+  blockstore::FileLayer& files_;
+  const uint64_t vdisk_id_;
+  const OpLogOptions options_;
+  Executor executor_;
+  RangeIndex index_;
+  std::vector<Segment> segments_;
+  int tail_ = -1;  // Index into segments_.
+  uint64_t next_segment_number_ = 1;
+  uint64_t next_seq_ = 1;
+  uint64_t next_batch_seq_ = 1;
+  std::deque<PendingRecord> pending_;
+  bool batch_in_flight_ = false;
+  size_t batch_records_in_flight_ = 0;
+  bool creating_segment_ = false;
+  bool waiting_for_space_ = false;
+  bool segment_limit_reached_ = false;  // Creating a segment failed with NoSpace.
+  Completion open_waiter_;              // Open, waiting for the first segment.
+  // Drain watermark: what the next batch will carry, and what is durable.
+  uint64_t drained_seq_to_write_ = 0;
+  uint64_t drained_seq_durable_ = 0;
+  struct WatermarkWaiter {
+    uint64_t seq = 0;
+    Completion done;
+  };
+  std::deque<WatermarkWaiter> watermark_waiters_;
+  std::deque<UndrainedRecord> undrained_;  // Durable records, seq order.
+  bool drain_running_ = false;
+  uint64_t drain_max_seq_ = 0;
+  Status failure_;
+  OpLogStats counters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace weft::oplog
