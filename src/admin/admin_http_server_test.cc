@@ -118,6 +118,24 @@ TEST_F(AdminHttpServerTest, NodeShowsItsDisks) {
   EXPECT_EQ(node->disks[0].state, "online");
 }
 
+TEST_F(AdminHttpServerTest, NodeAndVdisksCarryTheirCounters) {
+  service_.SetCacheStats({{"hits_ssd", 3}, {"misses", 4}});
+  EXPECT_EQ(BodyOf(client_->Get("/api/v1/node"))["cache"], json({{"hits_ssd", 3}, {"misses", 4}}));
+
+  ASSERT_EQ(CreateVdisk("v1", 1 << 20)->status, 201);
+  EXPECT_EQ(BodyOf(client_->Get("/api/v1/vdisks/v1"))["stats"], json::object());
+  const CounterGroups stats = {{"io", {{"writes", 9}, {"bytes_written", 36864}}},
+                               {"oplog", {{"records_replayed", 2}}}};
+  service_.SetVdiskStats("v1", stats);
+  const json expected = {{"io", {{"bytes_written", 36864}, {"writes", 9}}},
+                         {"oplog", {{"records_replayed", 2}}}};
+  EXPECT_EQ(BodyOf(client_->Get("/api/v1/vdisks/v1"))["stats"], expected);
+  EXPECT_EQ(BodyOf(client_->Get("/api/v1/vdisks"))["vdisks"][0]["stats"], expected);
+  Result<VdiskView> parsed = VdiskViewFromJson(BodyOf(client_->Get("/api/v1/vdisks/v1")));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->stats, stats);
+}
+
 TEST_F(AdminHttpServerTest, ContainerLifecycle) {
   httplib::Result created =
       PostJson("/api/v1/containers", R"({"name":"gold","replication_factor":3})");

@@ -99,6 +99,39 @@ Result<uint32_t> GetUint32(const json& object, const std::string& key) {
   return static_cast<uint32_t>(value);
 }
 
+// {"name": n, ...}: every value a non-negative integer that fits 64 bits.
+Result<Counters> GetCounters(const json& object, const std::string& what) {
+  WEFT_RETURN_IF_ERROR(CheckIsObject(object, what));
+  Counters counters;
+  for (const auto& [name, value] : object.items()) {
+    Result<uint64_t> count = GetUint64(object, name);
+    if (!count.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: {}", what, count.status().message()));
+    }
+    counters[name] = *count;
+  }
+  return counters;
+}
+
+// Counters are diagnostics added after the first release: a view from a weftd that has none
+// parses with empty maps, but counters that are present must have their types.
+Result<Counters> GetOptionalCounters(const json& object, const std::string& key) {
+  auto it = object.find(key);
+  if (it == object.end()) return Counters{};
+  return GetCounters(*it, fmt::format("field '{}'", key));
+}
+
+Result<CounterGroups> GetOptionalCounterGroups(const json& object, const std::string& key) {
+  auto it = object.find(key);
+  if (it == object.end()) return CounterGroups{};
+  WEFT_RETURN_IF_ERROR(CheckIsObject(*it, fmt::format("field '{}'", key)));
+  CounterGroups groups;
+  for (const auto& [name, value] : it->items()) {
+    WEFT_ASSIGN_OR_RETURN(groups[name], GetCounters(value, fmt::format("{}.{}", key, name)));
+  }
+  return groups;
+}
+
 Result<json> ParseRequestObject(std::string_view body) {
   if (body.empty()) return Status::InvalidArgument("request body is empty; expected a JSON object");
   WEFT_ASSIGN_OR_RETURN(json object, ParseJson(body));
@@ -124,7 +157,8 @@ json ToJson(const VdiskView& view) {
           {"mapped_vblocks", view.mapped_vblocks},
           {"created_unix_s", view.created_unix_s},
           {"nbd_uri", view.nbd_uri},
-          {"open_connections", view.open_connections}};
+          {"open_connections", view.open_connections},
+          {"stats", view.stats}};
 }
 
 json ToJson(const DiskView& view) {
@@ -149,7 +183,8 @@ json ToJson(const NodeView& view) {
           {"nbd_connections", view.nbd_connections},
           {"vdisk_count", view.vdisk_count},
           {"container_count", view.container_count},
-          {"disks", std::move(disks)}};
+          {"disks", std::move(disks)},
+          {"cache", view.cache}};
 }
 
 json ErrorJson(std::string_view code, std::string_view message) {
@@ -229,6 +264,7 @@ Result<VdiskView> VdiskViewFromJson(const json& object) {
   WEFT_ASSIGN_OR_RETURN(view.created_unix_s, GetUint64(object, "created_unix_s"));
   WEFT_ASSIGN_OR_RETURN(view.nbd_uri, GetString(object, "nbd_uri"));
   WEFT_ASSIGN_OR_RETURN(view.open_connections, GetUint32(object, "open_connections"));
+  WEFT_ASSIGN_OR_RETURN(view.stats, GetOptionalCounterGroups(object, "stats"));
   return view;
 }
 
@@ -266,6 +302,7 @@ Result<NodeView> NodeViewFromJson(const json& object) {
     WEFT_ASSIGN_OR_RETURN(DiskView disk_view, DiskViewFromJson(disk));
     view.disks.push_back(std::move(disk_view));
   }
+  WEFT_ASSIGN_OR_RETURN(view.cache, GetOptionalCounters(object, "cache"));
   return view;
 }
 

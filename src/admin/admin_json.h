@@ -16,7 +16,8 @@
 
 namespace weft::admin {
 
-// Field names are the struct members' names; integers are JSON numbers.
+// Field names are the struct members' names; integers are JSON numbers; counter maps are JSON
+// objects ({"io":{"reads":3,...},...}).
 nlohmann::json ToJson(const ContainerView& view);
 nlohmann::json ToJson(const VdiskView& view);
 nlohmann::json ToJson(const DiskView& view);
@@ -49,7 +50,9 @@ Result<CreateVdiskRequest> ParseCreateVdiskRequest(std::string_view body);
 Result<ResizeVdiskRequest> ParseResizeVdiskRequest(std::string_view body);
 
 // Answers, for clients (the CLI). These are lenient about unknown fields, so that an older client
-// still reads a newer server, but every field the view has must be present with its type.
+// still reads a newer server, but every field the view has must be present with its type. The
+// counters (a vDisk's "stats", the node's "cache") are the exception: absent, they parse as empty
+// maps (a weftd from before them); present, every counter must be a non-negative integer.
 Result<ContainerView> ContainerViewFromJson(const nlohmann::json& json);
 Result<VdiskView> VdiskViewFromJson(const nlohmann::json& json);
 Result<DiskView> DiskViewFromJson(const nlohmann::json& json);

@@ -128,7 +128,8 @@ TEST(AdminJsonTest, ViewsRoundTrip) {
                            .used_bytes = 4,
                            .free_bytes = 6,
                            .egroups = 1,
-                           .state = "online"}}};
+                           .state = "online"}},
+                .cache = {{"hits_ssd", 7}, {"memory_bytes_max", UINT64_MAX}}};
   Result<NodeView> node_back = NodeViewFromJson(ToJson(node));
   ASSERT_TRUE(node_back.ok()) << node_back.status().ToString();
   EXPECT_EQ(ToJson(*node_back), ToJson(node));
@@ -140,7 +141,10 @@ TEST(AdminJsonTest, ViewsRoundTrip) {
                   .mapped_vblocks = 2,
                   .created_unix_s = 3,
                   .nbd_uri = "nbd://h:1/v",
-                  .open_connections = 4};
+                  .open_connections = 4,
+                  .stats = {{"io", {{"reads", 1}, {"bytes_read", 4096}}},
+                            {"oplog", {{"index_bytes", UINT64_MAX}}},
+                            {"empty", {}}}};
   Result<VdiskView> vdisk_back = VdiskViewFromJson(ToJson(vdisk));
   ASSERT_TRUE(vdisk_back.ok()) << vdisk_back.status().ToString();
   EXPECT_EQ(ToJson(*vdisk_back), ToJson(vdisk));
@@ -158,6 +162,42 @@ TEST(AdminJsonTest, ViewParsingIgnoresUnknownFieldsButNeedsKnownOnes) {
   container.erase("vdisk_count");
   EXPECT_EQ(ErrorOf(ContainerViewFromJson(container)), "missing required field 'vdisk_count'");
   EXPECT_FALSE(NodeViewFromJson(json::array()).ok());
+}
+
+TEST(AdminJsonTest, CountersAreNestedObjectsOfIntegers) {
+  VdiskView vdisk{.name = "v", .stats = {{"io", {{"reads", 3}}}, {"empty", {}}}};
+  json object = ToJson(vdisk);
+  EXPECT_EQ(object["stats"].dump(), R"({"empty":{},"io":{"reads":3}})");
+  EXPECT_EQ(ToJson(VdiskView{})["stats"].dump(), "{}");
+  EXPECT_EQ(ToJson(NodeView{})["cache"].dump(), "{}");
+  EXPECT_EQ(ToJson(NodeView{.cache = {{"misses", 2}}})["cache"].dump(), R"({"misses":2})");
+}
+
+TEST(AdminJsonTest, CountersMayBeAbsentButNotMistyped) {
+  json vdisk = ToJson(VdiskView{.name = "v", .stats = {{"io", {{"reads", 3}}}}});
+  vdisk.erase("stats");
+  Result<VdiskView> without = VdiskViewFromJson(vdisk);
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  EXPECT_TRUE(without->stats.empty());
+  vdisk["stats"] = json::array();
+  EXPECT_NE(ErrorOf(VdiskViewFromJson(vdisk)).find("field 'stats' must be a JSON object"),
+            std::string::npos);
+  vdisk["stats"] = {{"io", 5}};
+  EXPECT_NE(ErrorOf(VdiskViewFromJson(vdisk)).find("stats.io must be a JSON object"),
+            std::string::npos);
+  vdisk["stats"] = {{"io", {{"reads", -1}}}};
+  EXPECT_EQ(ErrorOf(VdiskViewFromJson(vdisk)),
+            "stats.io: field 'reads' must be an integer from 0 to 18446744073709551615, got the "
+            "negative number -1");
+
+  json node = ToJson(NodeView{.cache = {{"misses", 2}}});
+  node.erase("cache");
+  Result<NodeView> node_without = NodeViewFromJson(node);
+  ASSERT_TRUE(node_without.ok()) << node_without.status().ToString();
+  EXPECT_TRUE(node_without->cache.empty());
+  node["cache"] = {{"misses", "many"}};
+  EXPECT_NE(ErrorOf(NodeViewFromJson(node)).find("field 'misses' must be an integer"),
+            std::string::npos);
 }
 
 TEST(AdminJsonTest, ErrorJsonHasCodeAndMessage) {

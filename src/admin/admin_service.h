@@ -12,12 +12,19 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 
 namespace weft::admin {
+
+// Counters by name (e.g. "writes_oplog"). The daemon decides which counters exist; clients
+// treat the maps generically, so that a counter can be added without changing the API.
+using Counters = std::map<std::string, uint64_t>;
+// Counter groups by name: "io", "characterizer", "oplog" (absent when the vDisk has no OpLog).
+using CounterGroups = std::map<std::string, Counters>;
 
 struct ContainerView {
   std::string name;
@@ -36,6 +43,7 @@ struct VdiskView {
   uint64_t created_unix_s = 0;
   std::string nbd_uri;  // "nbd://127.0.0.1:10809/NAME"
   uint32_t open_connections = 0;
+  CounterGroups stats;  // Cumulative since weftd started, except gauges (docs/admin-api.md).
 };
 
 struct DiskView {
@@ -59,6 +67,7 @@ struct NodeView {
   uint64_t vdisk_count = 0;
   uint64_t container_count = 0;
   std::vector<DiskView> disks;
+  Counters cache;  // The Unified Cache's counters and gauges (docs/admin-api.md).
 };
 
 class AdminService {

@@ -9,6 +9,22 @@ namespace {
 
 constexpr uint64_t kFakeCreatedUnixSeconds = 1'800'000'000;  // A fixed time: outputs repeat.
 
+// A cache that has seen some traffic: 1000 hits (100 from the SSD tier), 250 misses, 12 of its
+// 16 MiB of memory used, a 32 MiB SSD tier.
+Counters FakeCacheCounters() {
+  return {{"hits_memory_single", 600},
+          {"hits_memory_multi", 300},
+          {"hits_ssd", 100},
+          {"misses", 250},
+          {"fills", 250},
+          {"promotions", 120},
+          {"evictions_single", 40},
+          {"evictions_multi_to_ssd", 30},
+          {"memory_bytes_used", uint64_t{12} << 20},
+          {"memory_bytes_max", uint64_t{16} << 20},
+          {"ssd_bytes_max", uint64_t{32} << 20}};
+}
+
 Status ValidateName(std::string_view kind, const std::string& name) {
   bool valid = !name.empty() && name.size() <= FakeAdminService::kNameMaxChars &&
                name.front() != '.' && name.front() != '-';
@@ -36,7 +52,9 @@ Status ValidateSize(uint64_t size_bytes) {
 
 }  // namespace
 
-FakeAdminService::FakeAdminService() { container_replication_factors_["default"] = 1; }
+FakeAdminService::FakeAdminService() : cache_(FakeCacheCounters()) {
+  container_replication_factors_["default"] = 1;
+}
 
 void FakeAdminService::FailNextCall(Status status) {
   std::lock_guard lock(mutex_);
@@ -48,6 +66,18 @@ void FakeAdminService::SetOpenConnections(const std::string& vdisk, uint32_t cou
   auto it = vdisks_.find(vdisk);
   WEFT_ASSERT(it != vdisks_.end());
   it->second.open_connections = count;
+}
+
+void FakeAdminService::SetVdiskStats(const std::string& vdisk, CounterGroups stats) {
+  std::lock_guard lock(mutex_);
+  auto it = vdisks_.find(vdisk);
+  WEFT_ASSERT(it != vdisks_.end());
+  it->second.stats = std::move(stats);
+}
+
+void FakeAdminService::SetCacheStats(Counters cache) {
+  std::lock_guard lock(mutex_);
+  cache_ = std::move(cache);
 }
 
 uint64_t FakeAdminService::call_count() {
@@ -96,6 +126,7 @@ Result<NodeView> FakeAdminService::GetNode() {
                         .free_bytes = uint64_t{97} << 30,
                         .egroups = 768,
                         .state = "online"});
+  node.cache = cache_;
   return node;
 }
 

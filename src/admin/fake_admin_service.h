@@ -29,6 +29,10 @@ class FakeAdminService final : public AdminService {
   void FailNextCall(Status status);
   // Simulates NBD clients on a vDisk: deleting it is Busy while `count` > 0.
   void SetOpenConnections(const std::string& vdisk, uint32_t count);
+  // Replaces a vDisk's counter groups (a new vDisk has none) and the node's cache counters
+  // (the fake starts with a fixed set, see kFakeCacheCounters in the .cc).
+  void SetVdiskStats(const std::string& vdisk, CounterGroups stats);
+  void SetCacheStats(Counters cache);
   // Number of service calls made so far (to check that bad requests never reach the service).
   uint64_t call_count();
 
@@ -53,6 +57,7 @@ class FakeAdminService final : public AdminService {
   std::mutex mutex_;
   std::map<std::string, uint32_t> container_replication_factors_;  // Guarded by mutex_.
   std::map<std::string, VdiskView> vdisks_;                        // Guarded by mutex_.
+  Counters cache_;                                                 // Guarded by mutex_.
   std::optional<Status> next_failure_;                             // Guarded by mutex_.
   uint64_t call_count_ = 0;                                        // Guarded by mutex_.
 };

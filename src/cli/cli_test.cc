@@ -215,10 +215,65 @@ TEST_F(CliTest, StatusShowsTheNodeAndItsDisks) {
       "Admin API:   127.0.0.1:9440\n"
       "Containers:  1\n"
       "vDisks:      0\n"
+      "Cache:       1000 hits, 250 misses, hit ratio 80.0%, memory 12 MiB of 16 MiB, SSD tier "
+      "32 MiB\n"
       "\n"
       "DISK      UUID                                     SIZE   USED    FREE  EGROUPS  STATE\n"
       "/dev/vdb  0d4e9a52-7c1b-4f3e-9d2a-6b8c1e0f7a34  100 GiB  3 GiB  97 GiB      768  "
       "online\n");
+}
+
+TEST_F(CliTest, StatusCacheLineWithoutTrafficOrSsdTierOrCounters) {
+  service_.SetCacheStats({{"memory_bytes_max", uint64_t{256} << 20}, {"ssd_bytes_max", 0}});
+  EXPECT_NE(Weft({"status"})
+                .out.find("Cache:       0 hits, 0 misses, hit ratio n/a, memory 0 B "
+                          "of 256 MiB, no SSD tier\n"),
+            std::string::npos);
+  // Counters from a newer cache: every hits_* counter is a hit.
+  service_.SetCacheStats({{"hits_nvme", 1}, {"hits_ssd", 2}, {"misses", 1}});
+  EXPECT_NE(Weft({"status"}).out.find("Cache:       3 hits, 1 misses, hit ratio 75.0%,"),
+            std::string::npos);
+  // A weftd without cache counters: no cache line at all.
+  service_.SetCacheStats({});
+  EXPECT_EQ(Weft({"status"}).out.find("Cache:"), std::string::npos);
+}
+
+TEST_F(CliTest, VdiskShowPrintsEachCounterGroupAsAGrid) {
+  Weft({"vdisk", "create", "vm1", "--size", "1G"});
+  service_.SetVdiskStats(
+      "vm1",
+      {{"oplog",
+        {{"records_appended", 120},
+         {"bytes_appended", 491520},
+         {"records_replayed", 0},
+         {"index_bytes", 65536},
+         {"segments", 4}}},
+       {"io", {{"reads", 7}, {"writes", 120}, {"bytes_read", 28672}, {"flushes", 1}}},
+       {"characterizer",
+        {{"writes_oplog", 100}, {"writes_sequential_bypass", 20}, {"writes_oplog_full_bypass", 0}}},
+       {"future", {}}});
+  const std::string out = Weft({"vdisk", "show", "vm1"}).out;
+  const std::string fields_end = "NBD URI:           nbd://127.0.0.1:10809/vm1\n";
+  ASSERT_NE(out.find(fields_end), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.find(fields_end) + fields_end.size()),
+            "\n"
+            "io:\n"
+            "  bytes_read  28672    reads     7\n"
+            "  flushes         1    writes  120\n"
+            "\n"
+            "characterizer:\n"
+            "  writes_oplog  100    writes_oplog_full_bypass  0    writes_sequential_bypass  20\n"
+            "\n"
+            "oplog:\n"
+            "  bytes_appended  491520    records_appended  120    segments  4\n"
+            "  index_bytes      65536    records_replayed    0\n"
+            "\n"
+            "future:\n"
+            "  (no counters)\n");
+  // --json passes the groups through as they came.
+  EXPECT_EQ(WeftJson({"vdisk", "show", "vm1"})["stats"]["oplog"]["index_bytes"], 65536);
+  EXPECT_EQ(WeftJson({"vdisk", "list"})["vdisks"][0]["stats"]["io"]["writes"], 120);
+  EXPECT_EQ(WeftJson({"status"})["cache"]["misses"], 250);
 }
 
 TEST_F(CliTest, JsonOutputIsTheApisJson) {

@@ -69,4 +69,56 @@ std::string RenderFields(const std::vector<std::pair<std::string, std::string>>&
   return text;
 }
 
+namespace {
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// The grid's lines with `columns` columns; `width_max` gets the longest line's width.
+std::vector<std::string> GridLines(const Pairs& pairs, size_t columns, size_t indent,
+                                   size_t& width_max) {
+  WEFT_ASSERT(columns > 0);
+  const size_t rows = (pairs.size() + columns - 1) / columns;
+  std::vector<std::string> lines(rows, std::string(indent, ' '));
+  for (size_t column = 0; column * rows < pairs.size(); ++column) {
+    const size_t first = column * rows;
+    const size_t end = std::min(first + rows, pairs.size());
+    size_t name_width = 0;
+    size_t value_width = 0;
+    for (size_t i = first; i < end; ++i) {
+      name_width = std::max(name_width, DisplayWidth(pairs[i].first));
+      value_width = std::max(value_width, DisplayWidth(pairs[i].second));
+    }
+    for (size_t i = first; i < end; ++i) {
+      std::string& line = lines[i - first];
+      if (column > 0) line.append(2 * kColumnGap, ' ');
+      AppendPadded(line, pairs[i].first, name_width, Table::Align::kLeft);
+      line.append(kColumnGap, ' ');
+      AppendPadded(line, pairs[i].second, value_width, Table::Align::kRight);
+    }
+  }
+  width_max = 0;
+  for (const std::string& line : lines) width_max = std::max(width_max, DisplayWidth(line));
+  return lines;
+}
+
+}  // namespace
+
+std::string RenderPairGrid(const Pairs& pairs, size_t columns_max, size_t indent,
+                           size_t line_width_max) {
+  WEFT_ASSERT(columns_max > 0);
+  if (pairs.empty()) return "";
+  std::vector<std::string> lines;
+  for (size_t columns = std::min(columns_max, pairs.size()); columns > 0; --columns) {
+    size_t width_max = 0;
+    lines = GridLines(pairs, columns, indent, width_max);
+    if (width_max <= line_width_max) break;
+  }
+  std::string text;
+  for (std::string& line : lines) {
+    line.erase(line.find_last_not_of(' ') + 1);
+    text += line + "\n";
+  }
+  return text;
+}
+
 }  // namespace weft::cli

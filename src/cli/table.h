@@ -33,4 +33,11 @@ class Table {
 // "Name:     vm1\nSize:     10 GiB\n": each key gets a colon, values start in one column.
 std::string RenderFields(const std::vector<std::pair<std::string, std::string>>& fields);
 
+// Name/value pairs in a grid of up to `columns_max` columns, filled top to bottom and then left
+// to right (as ls does), every line indented by `indent` spaces; names align left, values right.
+// Uses fewer columns when more would make a line wider than `line_width_max` (one column is used
+// even when it is wider). Empty `pairs`: "".
+std::string RenderPairGrid(const std::vector<std::pair<std::string, std::string>>& pairs,
+                           size_t columns_max, size_t indent, size_t line_width_max);
+
 }  // namespace weft::cli

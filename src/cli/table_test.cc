@@ -37,5 +37,27 @@ TEST(RenderFieldsTest, ValuesStartInOneColumn) {
             "Open connections:  0\n");
 }
 
+TEST(RenderPairGridTest, FillsColumnsTopToBottom) {
+  EXPECT_EQ(
+      RenderPairGrid({{"a", "1"}, {"bb", "22"}, {"c", "333"}, {"d", "4"}, {"e", "5"}}, 3, 2, 100),
+      "  a    1    c  333    e  5\n"
+      "  bb  22    d    4\n");
+}
+
+TEST(RenderPairGridTest, FewerColumnsWhenLinesWouldBeTooWide) {
+  const std::vector<std::pair<std::string, std::string>> pairs = {
+      {"records_appended", "1"}, {"bytes_appended", "4096"}, {"x", "2"}};
+  EXPECT_EQ(RenderPairGrid(pairs, 3, 0, 100),
+            "records_appended  1    bytes_appended  4096    x  2\n");
+  EXPECT_EQ(RenderPairGrid(pairs, 3, 0, 40),
+            "records_appended     1    x  2\n"
+            "bytes_appended    4096\n");
+  EXPECT_EQ(RenderPairGrid(pairs, 3, 0, 10),
+            "records_appended     1\n"
+            "bytes_appended    4096\n"
+            "x                    2\n");
+  EXPECT_EQ(RenderPairGrid({}, 3, 2, 100), "");
+}
+
 }  // namespace
 }  // namespace weft::cli

@@ -2,9 +2,13 @@
 // weftd serves over NBD; their nbd:// URI is what qemu, nbdcopy or fio connect to.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "base/size_format.h"
 #include "cli/commands.h"
@@ -41,6 +45,38 @@ std::string FormatUsed(const VdiskView& vdisk) {
   const double percent =
       100.0 * static_cast<double>(vdisk.used_bytes) / static_cast<double>(vdisk.size_bytes);
   return fmt::format("{} ({:.1f}% of its size)", FormatSize(vdisk.used_bytes), percent);
+}
+
+// The groups the daemon documents come first, in the order of the I/O path; any other group
+// (from a newer weftd) follows in name order.
+std::vector<std::string> GroupOrder(const admin::CounterGroups& groups) {
+  std::vector<std::string> order;
+  for (const char* known : {"io", "characterizer", "oplog"}) {
+    if (groups.contains(known)) order.emplace_back(known);
+  }
+  for (const auto& [name, counters] : groups) {
+    if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+  }
+  return order;
+}
+
+// One section per counter group: "io:" and its counters in a grid, exact values (--json for
+// machines).
+std::string RenderStats(const admin::CounterGroups& groups) {
+  constexpr size_t kGridColumnsMax = 3;
+  constexpr size_t kGridIndent = 2;
+  constexpr size_t kLineWidthMax = 100;
+  std::string text;
+  for (const std::string& name : GroupOrder(groups)) {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& [counter, value] : groups.at(name)) {
+      pairs.emplace_back(counter, std::to_string(value));
+    }
+    text += "\n" + name + ":\n";
+    text += pairs.empty() ? "  (no counters)\n"
+                          : RenderPairGrid(pairs, kGridColumnsMax, kGridIndent, kLineWidthMax);
+  }
+  return text;
 }
 
 ExitCode RunCreate(const GlobalOptions& options, const Arguments& arguments) {
@@ -112,6 +148,7 @@ ExitCode RunShow(const GlobalOptions& options, const Arguments& arguments) {
       {"Open connections", std::to_string(vdisk->open_connections)},
       {"NBD URI", vdisk->nbd_uri},
   });
+  std::cout << RenderStats(vdisk->stats);
   return ExitCode::kOk;
 }
 
@@ -191,8 +228,8 @@ void AddVdiskCommands(CLI::App& app, const GlobalOptions& options, Action& actio
   AddCommand(*group, "list", "List the vDisks", options, action, arguments,
              [](const GlobalOptions& global, const Arguments&) { return RunList(global); });
 
-  CLI::App* show = AddCommand(*group, "show", "Show one vDisk, with its NBD URI", options, action,
-                              arguments, RunShow);
+  CLI::App* show = AddCommand(*group, "show", "Show one vDisk, with its NBD URI and counters",
+                              options, action, arguments, RunShow);
   show->add_option("NAME", arguments->name, "vDisk name")->type_name("")->required();
 
   CLI::App* resize = AddCommand(*group, "resize", "Grow (or, with --allow-shrink, shrink) a vDisk",
