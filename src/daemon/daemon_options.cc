@@ -8,15 +8,36 @@
 
 namespace weft::daemon {
 
+std::string_view DiskTierName(DiskTier tier) {
+  switch (tier) {
+    case DiskTier::kSsd:
+      return "ssd";
+    case DiskTier::kHdd:
+      return "hdd";
+    case DiskTier::kUnspecified:
+      break;
+  }
+  return "";
+}
+
 Result<DiskSpec> ParseDiskSpec(const std::string& text) {
   DiskSpec spec;
-  const size_t colon = text.rfind(':');
-  spec.path = colon == std::string::npos ? text : text.substr(0, colon);
+  std::string rest = text;
+  const size_t tier_colon = rest.rfind(':');
+  if (tier_colon != std::string::npos) {
+    const std::string tier = rest.substr(tier_colon + 1);
+    if (tier == "ssd" || tier == "hdd") {
+      spec.tier = tier == "ssd" ? DiskTier::kSsd : DiskTier::kHdd;
+      rest = rest.substr(0, tier_colon);
+    }
+  }
+  const size_t colon = rest.rfind(':');
+  spec.path = colon == std::string::npos ? rest : rest.substr(0, colon);
   if (spec.path.empty()) {
     return Status::InvalidArgument(fmt::format("--disk '{}': the path is empty", text));
   }
   if (colon != std::string::npos) {
-    Result<uint64_t> size = ParseSize(text.substr(colon + 1));
+    Result<uint64_t> size = ParseSize(rest.substr(colon + 1));
     if (!size.ok()) return size.status().WithContext(fmt::format("--disk '{}'", text));
     if (*size < kMinDiskBytes) {
       return Status::InvalidArgument(

@@ -12,10 +12,17 @@ namespace weft::daemon {
 inline constexpr uint64_t kDefaultDiskBytes = 16ull << 30;  // The embedded default's one disk.
 inline constexpr uint64_t kMinDiskBytes = 64ull << 20;
 
+enum class DiskTier { kUnspecified, kSsd, kHdd };
+
 struct DiskSpec {
   std::string path;
   uint64_t size_bytes = 0;  // For a file weftd creates; 0: kDefaultDiskBytes.
+  // The OpLogs and the cache's SSD tier go to the first ssd disk; with no ssd disk, to the
+  // first disk. Recorded in node.json.
+  DiskTier tier = DiskTier::kUnspecified;
 };
+
+std::string_view DiskTierName(DiskTier tier);  // "ssd", "hdd", "".
 
 struct DaemonOptions {
   std::string data_dir = "weft-data";
@@ -25,9 +32,18 @@ struct DaemonOptions {
   std::string listen_admin = "127.0.0.1:9440";
   std::string log_level = "info";
   uint32_t max_nbd_connections = 128;
+  bool oplog = true;
+  uint64_t oplog_size_bytes = 128ull << 20;  // Per vDisk.
+  uint64_t oplog_sequential_threshold_bytes = 1536 * 1024;
+  uint64_t cache_memory_bytes = 0;        // 0: cache::DefaultCacheMemoryBytes(physical memory).
+  uint64_t cache_ssd_bytes = 1ull << 30;  // 0: no SSD tier.
 };
 
-// "PATH" or "PATH:SIZE" with SIZE like 512M, 16G, 1T (base/size_format.h: binary units).
+// The OpLog segment size weftd uses; --oplog-size must hold at least two.
+inline constexpr uint64_t kOplogSegmentBytes = 16ull << 20;
+
+// "PATH", "PATH:SIZE", "PATH:SIZE:TIER" or "PATH:TIER", with SIZE like 512M, 16G, 1T
+// (base/size_format.h: binary units) and TIER ssd or hdd.
 Result<DiskSpec> ParseDiskSpec(const std::string& text);
 // "HOST:PORT" -> host and port; InvalidArgument naming `what` otherwise.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& what,

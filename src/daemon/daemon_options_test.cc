@@ -20,6 +20,18 @@ TEST(DaemonOptionsTest, DiskSpecs) {
   EXPECT_TRUE(ParseDiskSpec("x.img:1M").status().IsInvalidArgument());  // Under 64 MiB.
   EXPECT_TRUE(ParseDiskSpec("x.img:99999999999T").status().IsInvalidArgument());
   EXPECT_TRUE(ParseDiskSpec("x.img:").status().IsInvalidArgument());
+  EXPECT_EQ(plain->tier, DiskTier::kUnspecified);
+  Result<DiskSpec> tiered = ParseDiskSpec("/nvme/a.img:2G:ssd");
+  ASSERT_TRUE(tiered.ok());
+  EXPECT_EQ(tiered->path, "/nvme/a.img");
+  EXPECT_EQ(tiered->size_bytes, 2ull << 30);
+  EXPECT_EQ(tiered->tier, DiskTier::kSsd);
+  Result<DiskSpec> tier_only = ParseDiskSpec("/dev/sdb:hdd");
+  ASSERT_TRUE(tier_only.ok());
+  EXPECT_EQ(tier_only->path, "/dev/sdb");
+  EXPECT_EQ(tier_only->size_bytes, 0u);
+  EXPECT_EQ(tier_only->tier, DiskTier::kHdd);
+  EXPECT_TRUE(ParseDiskSpec("x.img:2G:nvme").status().IsInvalidArgument());
 }
 
 TEST(DaemonOptionsTest, HostPorts) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "admin/admin_http_server.h"
+#include "base/size_format.h"
 #include "daemon/daemon_options.h"
 #include "daemon/node_admin_service.h"
 #include "daemon/storage_node.h"
@@ -110,8 +111,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> disk_texts;
   app.add_option("--data-dir", options.data_dir, "Node state directory")->capture_default_str();
   app.add_option("--disk", disk_texts,
-                 "A disk: PATH[:SIZE] (file or block device; a missing file is created with "
-                 "SIZE, default 16G). Repeatable. Disks already in the data dir are kept.");
+                 "A disk: PATH[:SIZE][:ssd|hdd] (file or block device; a missing file is "
+                 "created with SIZE, default 16G; the OpLogs and the cache's SSD tier go to the "
+                 "first ssd disk, else the first disk). Repeatable. Disks already in the data "
+                 "dir are kept.");
   app.add_option("--listen-nbd", options.listen_nbd, "NBD TCP address HOST:PORT")
       ->capture_default_str();
   app.add_option("--listen-nbd-unix", options.listen_nbd_unix,
@@ -125,6 +128,27 @@ int main(int argc, char** argv) {
                  "NBD connections served at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  std::string oplog_switch = "on";
+  std::string oplog_size_text = "128M";
+  std::string sequential_text = "1.5M";
+  std::string cache_size_text;
+  std::string cache_ssd_text = "1G";
+  app.add_option("--oplog", oplog_switch, "The per-vDisk OpLog (write buffer): on or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--oplog-size", oplog_size_text,
+                 "OpLog space per vDisk (writes wait for the drain when it is full; at least "
+                 "32M)")
+      ->capture_default_str();
+  app.add_option("--oplog-sequential-threshold", sequential_text,
+                 "With more than this many bytes of writes outstanding on a vDisk, writes are "
+                 "sequential and bypass the OpLog")
+      ->capture_default_str();
+  app.add_option("--cache-size", cache_size_text,
+                 "Unified Cache memory (default: (RAM - 12 GiB) * 0.45, at least 256M)");
+  app.add_option("--cache-ssd-size", cache_ssd_text,
+                 "The cache's SSD tier on the fast disk (0: none; at most a quarter of the disk)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -138,6 +162,34 @@ int main(int argc, char** argv) {
     }
     options.disks.push_back(*spec);
   }
+  auto size_option = [](const char* flag, const std::string& text, uint64_t minimum,
+                        uint64_t* out) {
+    weft::Result<uint64_t> size = weft::ParseSize(text);
+    if (!size.ok()) {
+      std::fprintf(stderr, "weftd: %s %s: %s\n", flag, text.c_str(),
+                   size.status().message().c_str());
+      return false;
+    }
+    if (*size < minimum) {
+      std::fprintf(stderr, "weftd: %s %s: at least %llu bytes\n", flag, text.c_str(),
+                   static_cast<unsigned long long>(minimum));
+      return false;
+    }
+    *out = *size;
+    return true;
+  };
+  options.oplog = oplog_switch == "on";
+  if (!size_option("--oplog-size", oplog_size_text, 2 * weft::daemon::kOplogSegmentBytes,
+                   &options.oplog_size_bytes) ||
+      !size_option("--oplog-sequential-threshold", sequential_text, 4096,
+                   &options.oplog_sequential_threshold_bytes) ||
+      (!cache_size_text.empty() &&
+       !size_option("--cache-size", cache_size_text, 1 << 20, &options.cache_memory_bytes)) ||
+      !size_option("--cache-ssd-size", cache_ssd_text, 0, &options.cache_ssd_bytes)) {
+    return 2;
+  }
+  options.oplog_size_bytes = options.oplog_size_bytes / weft::daemon::kOplogSegmentBytes *
+                             weft::daemon::kOplogSegmentBytes;
   spdlog::set_level(spdlog::level::from_str(options.log_level));
   // A client that disconnects mid-reply must not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);

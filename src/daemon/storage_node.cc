@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -58,7 +59,13 @@ Status StorageNode::LoadOrCreateNodeFile() {
     if (!disk.is_object() || !disk.contains("path") || !disk["path"].is_string()) {
       return Status::Corruption(fmt::format("{}: a disk entry has no path", file.string()));
     }
-    known_disks_.push_back(DiskSpec{disk["path"].get<std::string>(), 0});
+    DiskSpec spec{disk["path"].get<std::string>(), 0};
+    if (disk.contains("tier") && disk["tier"].is_string()) {
+      const std::string tier = disk["tier"].get<std::string>();
+      if (tier == "ssd") spec.tier = DiskTier::kSsd;
+      if (tier == "hdd") spec.tier = DiskTier::kHdd;
+    }
+    known_disks_.push_back(spec);
   }
   return Status::Ok();
 }
@@ -69,7 +76,9 @@ Status StorageNode::SaveNodeFile() const {
   node["format_version"] = 1;
   node["disks"] = nlohmann::json::array();
   for (const auto& disk : disks_) {
-    node["disks"].push_back({{"path", disk->path}, {"uuid", disk->uuid}});
+    nlohmann::json entry = {{"path", disk->path}, {"uuid", disk->uuid}};
+    if (disk->tier != DiskTier::kUnspecified) entry["tier"] = std::string(DiskTierName(disk->tier));
+    node["disks"].push_back(std::move(entry));
   }
   // Written to a temporary file, synced and renamed: a crash leaves the old file or the new.
   const fs::path file = fs::path(options_.data_dir) / "node.json";
@@ -90,8 +99,13 @@ Status StorageNode::SaveNodeFile() const {
 Status StorageNode::OpenDisk(const DiskSpec& spec) {
   auto disk = std::make_unique<Disk>();
   disk->path = fs::absolute(spec.path).lexically_normal().string();
+  disk->tier = spec.tier;
   for (const auto& open : disks_) {
-    if (open->path == disk->path) return Status::Ok();  // Given twice (node.json and --disk).
+    if (open->path == disk->path) {
+      // Given twice (node.json and --disk): a tier on the command line wins.
+      if (spec.tier != DiskTier::kUnspecified) open->tier = spec.tier;
+      return Status::Ok();
+    }
   }
   std::error_code error;
   const bool created = !fs::exists(disk->path, error);
@@ -171,8 +185,23 @@ Status StorageNode::Open() {
     reactor->Post(std::move(task));
   };
   WEFT_ASSIGN_OR_RETURN(metadata_, metadata::LocalMetadataStore::Open(metadata_options));
+  Disk& fast_disk = FastDisk();
+  WEFT_RETURN_IF_ERROR(OpenCache(fast_disk));
+  vdisk::VdiskIoOptions io;
+  if (options_.oplog) {
+    io.oplog_files = &fast_disk.blockstore->files();
+    io.oplog.segment_bytes = kOplogSegmentBytes;
+    io.oplog.size_bytes_max = options_.oplog_size_bytes;
+  }
+  io.sequential_threshold_bytes = options_.oplog_sequential_threshold_bytes;
+  io.cache = cache_.get();
+  spdlog::info("oplog: {} (fast disk {}), cache: {} MiB in memory, {} MiB on SSD",
+               options_.oplog ? fmt::format("{} MiB per vdisk", options_.oplog_size_bytes >> 20)
+                              : std::string("off"),
+               fast_disk.path, cache_->stats().memory_bytes_max >> 20,
+               cache_->stats().ssd_bytes_max >> 20);
   manager_ = std::make_unique<vdisk::VdiskManager>(
-      vdisk::VdiskManagerOptions{metadata_.get(), metadata_options.executor, &node_disks_, 1});
+      vdisk::VdiskManagerOptions{metadata_.get(), metadata_options.executor, &node_disks_, 1, io});
   std::optional<Status> opened;
   manager_->Open([&opened](Status status) { opened = status; });
   reactor_.RunUntil([&opened] { return opened.has_value(); });
@@ -181,6 +210,64 @@ Status StorageNode::Open() {
   spdlog::info("node {}: {} disk(s), {} container(s), {} vdisk(s)", node_id_, disks_.size(),
                manager_->ListContainers().size(), manager_->ListVdisks().size());
   return Status::Ok();
+}
+
+StorageNode::Disk& StorageNode::FastDisk() {
+  WEFT_ASSERT(!disks_.empty());
+  for (auto& disk : disks_) {
+    if (disk->tier == DiskTier::kSsd) return *disk;
+  }
+  return *disks_.front();
+}
+
+Status StorageNode::OpenCache(Disk& fast_disk) {
+  cache::UnifiedCacheOptions cache_options;
+  cache_options.memory_bytes = options_.cache_memory_bytes;
+  if (cache_options.memory_bytes == 0) {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page_bytes = ::sysconf(_SC_PAGE_SIZE);
+    cache_options.memory_bytes = cache::DefaultCacheMemoryBytes(
+        pages > 0 && page_bytes > 0 ? uint64_t(pages) * uint64_t(page_bytes) : 0);
+  }
+  // The SSD tier takes at most a quarter of the fast disk.
+  cache_options.ssd_bytes =
+      std::min(options_.cache_ssd_bytes, fast_disk.device->size_bytes() / 4 / 4096 * 4096);
+  cache_options.ssd_files = &fast_disk.blockstore->files();
+  cache_ = std::make_unique<cache::UnifiedCache>(cache_options);
+  std::optional<Status> opened;
+  cache_->Open([&opened](Status status) { opened = status; });
+  reactor_.RunUntil([&opened] { return opened.has_value(); });
+  if (!opened->ok()) {
+    // A cache is not worth refusing to start for: it runs from memory alone.
+    spdlog::warn("unified cache: no SSD tier on {}: {}", fast_disk.path, opened->ToString());
+  }
+  return Status::Ok();
+}
+
+std::map<std::string, uint64_t> StorageNode::CacheStats() const {
+  if (cache_ == nullptr) return {};
+  const cache::UnifiedCacheStats stats = cache_->stats();
+  return {{"hits_memory_single", stats.hits_memory_single},
+          {"hits_memory_multi", stats.hits_memory_multi},
+          {"hits_ssd", stats.hits_ssd},
+          {"misses", stats.misses},
+          {"fills", stats.fills},
+          {"fills_dropped_stale", stats.fills_dropped_stale},
+          {"promotions", stats.promotions},
+          {"promotions_from_ssd", stats.promotions_from_ssd},
+          {"evictions_single", stats.evictions_single},
+          {"evictions_multi_to_ssd", stats.evictions_multi_to_ssd},
+          {"evictions_multi", stats.evictions_multi},
+          {"evictions_ssd", stats.evictions_ssd},
+          {"invalidations", stats.invalidations},
+          {"ssd_read_errors", stats.ssd_read_errors},
+          {"ssd_write_errors", stats.ssd_write_errors},
+          {"single_blocks", stats.single_blocks},
+          {"multi_blocks", stats.multi_blocks},
+          {"ssd_blocks", stats.ssd_blocks},
+          {"memory_bytes_used", stats.memory_bytes_used},
+          {"memory_bytes_max", stats.memory_bytes_max},
+          {"ssd_bytes_max", stats.ssd_bytes_max}};
 }
 
 Status StorageNode::EnsureDefaultContainer() {
@@ -198,7 +285,19 @@ Status StorageNode::Close() {
   Status result;
   if (manager_ != nullptr) {
     reactor_.RunUntil([this] { return manager_->inflight_operations() == 0; });
+    // The OpLog drains stop; what is not drained yet is replayed at the next start.
+    bool quiesced = false;
+    manager_->Quiesce([&quiesced](Status) { quiesced = true; });
+    reactor_.RunUntil([&quiesced] { return quiesced; });
     manager_.reset();
+  }
+  if (cache_ != nullptr) {
+    // SSD-tier I/O in flight finishes before the blockstores close.
+    reactor_.RunUntil([this] {
+      const cache::UnifiedCacheStats stats = cache_->stats();
+      return stats.ssd_reads_in_flight == 0 && stats.ssd_writes_in_flight == 0;
+    });
+    cache_.reset();
   }
   if (metadata_ != nullptr) {
     const Status closed = metadata_->Close();

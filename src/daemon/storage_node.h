@@ -15,12 +15,14 @@
 // Threading: the reactor thread (Open and Close are called before and after it runs).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "blockstore/blockstore.h"
+#include "cache/unified_cache.h"
 #include "daemon/daemon_options.h"
 #include "env/reactor.h"
 #include "env/uring_device.h"
@@ -45,11 +47,14 @@ class StorageNode {
   const DaemonOptions& options() const { return options_; }
   vdisk::VdiskManager& manager() { return *manager_; }
   std::vector<vdisk::NodeDisk>& disks() { return node_disks_; }
+  // The Unified Cache's counters (unified_cache.h), for the admin API.
+  std::map<std::string, uint64_t> CacheStats() const;
 
  private:
   struct Disk {
     std::string path;
     std::string uuid;
+    DiskTier tier = DiskTier::kUnspecified;
     std::unique_ptr<env::UringDevice> device;
     std::unique_ptr<blockstore::Blockstore> blockstore;
     std::unique_ptr<extent_store::ExtentStore> store;
@@ -59,6 +64,9 @@ class StorageNode {
   Status SaveNodeFile() const;
   Status OpenDisk(const DiskSpec& spec);
   Status EnsureDefaultContainer();
+  // The OpLogs' and the cache's disk: the first ssd disk, else the first disk.
+  Disk& FastDisk();
+  Status OpenCache(Disk& fast_disk);
 
   env::Reactor& reactor_;
   DaemonOptions options_;
@@ -67,6 +75,7 @@ class StorageNode {
   std::vector<std::unique_ptr<Disk>> disks_;
   std::vector<vdisk::NodeDisk> node_disks_;
   std::unique_ptr<metadata::LocalMetadataStore> metadata_;
+  std::unique_ptr<cache::UnifiedCache> cache_;
   std::unique_ptr<vdisk::VdiskManager> manager_;
 };
 

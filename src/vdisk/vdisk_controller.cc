@@ -24,11 +24,15 @@ VdiskController::VdiskController(ControllerContext context, records::Vdisk recor
     : context_(std::move(context)), record_(std::move(record)) {
   WEFT_ASSERT(context_.metadata != nullptr && context_.disks != nullptr);
   WEFT_ASSERT(context_.egroup_ids != nullptr && context_.executor != nullptr);
+  // A vDisk created now has no log to replay: its OpLog opens with its first write. One that
+  // exists is opened (and replayed) by Load().
+  if (context_.io.oplog_files != nullptr) oplog_state_ = OplogState::kClosed;
 }
 
 VdiskController::~VdiskController() {
   // The manager destroys a controller only when nothing of it is in flight.
-  WEFT_ASSERT(inflight_operations_ == 0);
+  WEFT_ASSERT(inflight_operations_ == 0 && background_operations_ == 0);
+  WEFT_ASSERT(!drain_active_ && oplog_state_ != OplogState::kOpening);
   *alive_ = false;
 }
 
@@ -66,12 +70,14 @@ void VdiskController::CompleteLater(Completion done, Status status) {
 }
 
 std::shared_ptr<VdiskController::Operation> VdiskController::StartOperation(Completion done,
-                                                                            uint32_t pieces) {
+                                                                            uint32_t pieces,
+                                                                            bool background) {
   WEFT_ASSERT(pieces > 0);
   auto operation = std::make_shared<Operation>();
   operation->done = std::move(done);
   operation->pieces_outstanding = pieces;
-  ++inflight_operations_;
+  operation->background = background;
+  ++(background ? background_operations_ : inflight_operations_);
   return operation;
 }
 
@@ -79,30 +85,95 @@ void VdiskController::FinishPiece(Operation& operation, Status status) {
   WEFT_ASSERT(operation.pieces_outstanding > 0);
   if (!status.ok() && operation.status.ok()) operation.status = std::move(status);
   if (--operation.pieces_outstanding > 0) return;
-  WEFT_ASSERT(inflight_operations_ > 0);
-  --inflight_operations_;
+  uint64_t& counter = operation.background ? background_operations_ : inflight_operations_;
+  WEFT_ASSERT(counter > 0);
+  --counter;
   // Pieces finish inside extent-store or executor completions, never inside the submitting
   // call, so the operation's own completion may run right here.
   Completion done = std::move(operation.done);
+  const std::shared_ptr<bool> alive = alive_;
   done(std::move(operation.status));
+  // A client operation ending may leave the vDisk idle: a moment for the drain.
+  if (*alive && !operation.background) MaybeDrain();
 }
 
 void VdiskController::Write(uint64_t offset_bytes, std::span<const std::byte> data,
                             Completion done) {
+  if (oplog_state_ == OplogState::kOpening) {
+    // Mutations wait for the OpLog to open, in arrival order.
+    ++inflight_operations_;  // Queued operations count as in flight.
+    opening_queue_.push_back([this, offset_bytes, data, done = std::move(done)]() mutable {
+      Write(offset_bytes, data, std::move(done));
+    });
+    return;
+  }
   ++counters_.writes;
   counters_.bytes_written += data.size();
-  Mutate(kWriteData, offset_bytes, data.size(), data, std::move(done));
+  if (oplog_state_ != OplogState::kOpen || oplog_->failed()) {
+    Mutate(kWriteData, offset_bytes, data.size(), data, std::move(done));
+    return;
+  }
+  // The write characterizer. Bytes already in the OpLog keep their order only if a write over
+  // them goes there too, so only writes that miss the OpLog's data may bypass it.
+  const uint64_t length = data.size();
+  const bool sequential =
+      outstanding_write_bytes_ + length > context_.io.sequential_threshold_bytes;
+  const bool full = oplog_->fill_fraction() > context_.io.oplog_bypass_fill;
+  bool to_oplog = true;
+  if (sequential || full) {
+    to_oplog = oplog_->index().Overlaps(offset_bytes, length);
+    if (!to_oplog)
+      ++(sequential ? counters_.writes_sequential_bypass : counters_.writes_oplog_full_bypass);
+  }
+  if (to_oplog) ++counters_.writes_oplog;
+  outstanding_write_bytes_ += length;
+  Completion counted = [this, alive = alive_, length, done = std::move(done)](Status status) {
+    if (*alive) {
+      WEFT_ASSERT(outstanding_write_bytes_ >= length);
+      outstanding_write_bytes_ -= length;
+    }
+    done(std::move(status));
+  };
+  // Bypassing writes still go through Dispatch: vBlocks of theirs that overlap the OpLog's data
+  // (none when to_oplog is false, checked above) would have to go to the OpLog.
+  Dispatch(kWriteData, offset_bytes, length, data, std::move(counted), to_oplog);
 }
 
 void VdiskController::Trim(uint64_t offset_bytes, uint64_t length_bytes, Completion done) {
+  if (oplog_state_ == OplogState::kOpening) {
+    ++inflight_operations_;
+    opening_queue_.push_back([this, offset_bytes, length_bytes, done = std::move(done)]() mutable {
+      Trim(offset_bytes, length_bytes, std::move(done));
+    });
+    return;
+  }
   ++counters_.trims;
+  if (oplog_state_ == OplogState::kOpen && !oplog_->failed() &&
+      oplog_->index().Overlaps(offset_bytes, length_bytes)) {
+    Dispatch(kTrimHint, offset_bytes, length_bytes, {}, std::move(done), /*to_oplog=*/false);
+    return;
+  }
   Mutate(kTrimHint, offset_bytes, length_bytes, {}, std::move(done));
 }
 
 void VdiskController::WriteZeroes(uint64_t offset_bytes, uint64_t length_bytes, bool no_hole,
                                   Completion done) {
+  if (oplog_state_ == OplogState::kOpening) {
+    ++inflight_operations_;
+    opening_queue_.push_back(
+        [this, offset_bytes, length_bytes, no_hole, done = std::move(done)]() mutable {
+          WriteZeroes(offset_bytes, length_bytes, no_hole, std::move(done));
+        });
+    return;
+  }
   ++counters_.write_zeroes;
-  Mutate(no_hole ? kZeroFill : kUnmap, offset_bytes, length_bytes, {}, std::move(done));
+  const int kind = no_hole ? kZeroFill : kUnmap;
+  if (oplog_state_ == OplogState::kOpen && !oplog_->failed() &&
+      oplog_->index().Overlaps(offset_bytes, length_bytes)) {
+    Dispatch(kind, offset_bytes, length_bytes, {}, std::move(done), /*to_oplog=*/false);
+    return;
+  }
+  Mutate(kind, offset_bytes, length_bytes, {}, std::move(done));
 }
 
 void VdiskController::Flush(Completion done) {
@@ -112,7 +183,8 @@ void VdiskController::Flush(Completion done) {
 }
 
 void VdiskController::Mutate(int kind, uint64_t offset_bytes, uint64_t length_bytes,
-                             std::span<const std::byte> data, Completion done, bool check_range) {
+                             std::span<const std::byte> data, Completion done, bool check_range,
+                             bool background) {
   WEFT_ASSERT(done != nullptr);
   static constexpr std::string_view kNames[] = {"write", "write-zeroes", "write-zeroes", "trim"};
   Status status = check_range ? CheckRange(kNames[kind], offset_bytes, length_bytes) : Status::Ok();
@@ -155,7 +227,7 @@ void VdiskController::Mutate(int kind, uint64_t offset_bytes, uint64_t length_by
     return;
   }
   std::shared_ptr<Operation> operation =
-      StartOperation(std::move(done), static_cast<uint32_t>(pieces.size()));
+      StartOperation(std::move(done), static_cast<uint32_t>(pieces.size()), background);
   for (std::unique_ptr<Piece>& piece : pieces) {
     piece->operation = operation;
     Enqueue(std::move(piece));
@@ -225,9 +297,15 @@ void VdiskController::SubmitMutation(std::unique_ptr<Piece> piece, const Extent&
   extent_store::ExtentStore& store = StoreOf(extent.egroup_id);
   const uint64_t egroup_offset = uint64_t{extent.slot} * kVblockBytes + piece->offset_in_vblock;
   const uint64_t vblock = piece->vblock;
+  // The cache must not keep (or be filled with) what this overwrites: dropped now, and again
+  // when the write lands, for a read that missed in between and fills with the old bytes.
+  const uint64_t vdisk_offset = vblock * kVblockBytes + piece->offset_in_vblock;
+  const uint64_t vdisk_length = piece->length_bytes;
+  InvalidateCache(vdisk_offset, vdisk_length);
   Piece* raw = piece.release();  // Owned by the completion below.
-  auto done = [this, vblock, raw](Status status) {
+  auto done = [this, vblock, raw, vdisk_offset, vdisk_length](Status status) {
     std::unique_ptr<Piece> owned(raw);
+    InvalidateCache(vdisk_offset, vdisk_length);
     // The queue first: the operation's completion may start new work on this controller.
     OnMutationDone(vblock, status);
     FinishPiece(*owned->operation, std::move(status));
@@ -280,10 +358,14 @@ void VdiskController::StartReadModifyWrite(std::unique_ptr<Piece> piece, const E
                ++queue.inflight_mutations;
                queue.rmw_active = false;
                const uint64_t vblock = owned->vblock;
+               const uint64_t block_vdisk_offset = vblock * kVblockBytes + block_offset;
+               InvalidateCache(block_vdisk_offset, kBlockBytes);
                StoreOf(extent.egroup_id)
                    .Write(extent.egroup_id, egroup_offset, block->span(),
-                          [this, vblock, block, piece = owned.release()](Status written) {
+                          [this, vblock, block, block_vdisk_offset,
+                           piece = owned.release()](Status written) {
                             std::unique_ptr<Piece> done_piece(piece);
+                            InvalidateCache(block_vdisk_offset, kBlockBytes);
                             OnMutationDone(vblock, written);
                             FinishPiece(*done_piece->operation, std::move(written));
                           });

@@ -30,12 +30,16 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "base/aligned_buffer.h"
 #include "base/status.h"
+#include "blockstore/file_layer.h"
+#include "cache/unified_cache.h"
 #include "metadata/metadata_store.h"
+#include "oplog/oplog.h"
 #include "vdisk/id_allocator.h"
 #include "vdisk/node_disks.h"
 #include "vdisk/vdisk_keys.h"
@@ -51,6 +55,21 @@ struct AllocationRun {
 };
 using BlockStatusCompletion = std::function<void(Result<std::vector<AllocationRun>> runs)>;
 
+// The OpLog and the Unified Cache, as the node configures them for every vDisk.
+struct VdiskIoOptions {
+  // Where OpLogs live (the fast disk's file layer); nullptr: no OpLog, writes go to the extent
+  // store.
+  blockstore::FileLayer* oplog_files = nullptr;
+  oplog::OpLogOptions oplog;
+  // The write characterizer: with more than this many bytes of writes outstanding on the vDisk,
+  // a write is sequential and goes straight to the extent store.
+  uint64_t sequential_threshold_bytes = 1536 * 1024;
+  // Above this OpLog fill, writes that do not overlap its data go straight to the extent store
+  // (the drain cannot keep up: better the extent store's pace than stalled clients).
+  double oplog_bypass_fill = 0.75;
+  cache::UnifiedCache* cache = nullptr;  // nullptr: no read cache.
+};
+
 // What a controller needs from the node: metadata, the disks, ids for new egroups, and a way to
 // run completions later on the reactor.
 struct ControllerContext {
@@ -58,6 +77,7 @@ struct ControllerContext {
   metadata::Executor executor;
   std::vector<NodeDisk>* disks = nullptr;
   IdAllocator* egroup_ids = nullptr;
+  VdiskIoOptions io;
 };
 
 struct VdiskControllerStats {
@@ -69,7 +89,13 @@ struct VdiskControllerStats {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t read_modify_writes = 0;
-  uint64_t vblocks_mapped = 0;  // Block-map rows (1 MiB vBlocks that have an extent).
+  // The write characterizer's decisions, per write.
+  uint64_t writes_oplog = 0;
+  uint64_t writes_sequential_bypass = 0;
+  uint64_t writes_oplog_full_bypass = 0;
+  uint64_t reads_from_oplog = 0;  // Served by the OpLog's index alone.
+  uint64_t reads_merged = 0;      // OpLog bytes laid over extent-store bytes.
+  uint64_t vblocks_mapped = 0;    // Block-map rows (1 MiB vBlocks that have an extent).
   uint64_t egroups = 0;
   uint64_t used_bytes = 0;  // Written 4 KiB blocks, in bytes.
 };
@@ -84,9 +110,12 @@ class VdiskController {
   VdiskController(const VdiskController&) = delete;
   VdiskController& operator=(const VdiskController&) = delete;
 
-  // Loads the block map and egroup rows. Must complete OK before any I/O. Corruption when a row
-  // names an egroup or a disk that does not exist.
+  // Loads the block map and egroup rows, and replays the OpLog. Must complete OK before any I/O.
+  // Corruption when a row names an egroup or a disk that does not exist.
   void Load(Completion done);
+  // Instead of Load, for a vDisk just created: opens its (empty) OpLog in the background;
+  // writes go to the extent store until it is open.
+  void Start();
 
   void Read(uint64_t offset_bytes, std::span<std::byte> buffer, Completion done);
   void Write(uint64_t offset_bytes, std::span<const std::byte> data, Completion done);
@@ -106,8 +135,16 @@ class VdiskController {
   // Deletes every egroup and block-map row of this vDisk (the manager, once no I/O is left).
   void DestroyData(Completion done);
 
-  // Operations accepted and not completed.
+  // Client operations accepted and not completed (the drainer's work is not counted).
   uint64_t inflight_operations() const { return inflight_operations_; }
+  // Stops starting background work (the OpLog drain); `done` runs once none is running. The
+  // controller may then be destroyed once inflight_operations() is 0.
+  void Quiesce(Completion done);
+  // Counters by group ("io", "characterizer", "oplog"), for the admin API.
+  std::map<std::string, std::map<std::string, uint64_t>> StatGroups() const;
+  const oplog::OpLog* oplog() const {
+    return oplog_state_ == OplogState::kOpen ? oplog_.get() : nullptr;
+  }
   // Handles (NBD exports) holding the controller open.
   uint32_t open_handles() const { return open_handles_; }
   void AddHandle() { ++open_handles_; }
@@ -133,15 +170,35 @@ class VdiskController {
     uint32_t inflight_mutations = 0;  // Submitted to the extent store, not completed.
   };
 
+  enum class OplogState { kOff, kClosed, kOpening, kOpen };
+
   Status CheckRange(std::string_view operation, uint64_t offset_bytes, uint64_t length_bytes) const;
-  std::shared_ptr<Operation> StartOperation(Completion done, uint32_t pieces);
+  std::shared_ptr<Operation> StartOperation(Completion done, uint32_t pieces,
+                                            bool background = false);
+  // The OpLog path (vdisk_controller_oplog.cc).
+  void OpenOplog(Completion done);
+  // Sends a mutation to the OpLog, vBlock by vBlock: every vBlock part that overlaps the OpLog's
+  // data (or all of them with to_oplog) becomes a record; the other parts go to the extent
+  // store (with direct_parts false they are dropped: a shrink frees them itself).
+  void Dispatch(int kind, uint64_t offset_bytes, uint64_t length_bytes,
+                std::span<const std::byte> data, Completion done, bool to_oplog,
+                bool direct_parts = true);
+  void ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> buffer, Completion done);
+  void MaybeDrain();
+  void DrainBatch(oplog::OpLog::DrainBatch batch);
+  void OnDrainDone(Status status, uint64_t max_seq);
+  void CheckQuiesced();
+  void InvalidateCache(uint64_t offset_bytes, uint64_t length_bytes);
   void FinishPiece(Operation& operation, Status status);
   void CompleteLater(Completion done, Status status);
   // Splits a mutation into per-vBlock pieces (head partial block, aligned middle, tail partial
   // block) and queues them.
   // check_range false: past the current size (shrinking frees what lies there).
   void Mutate(int kind, uint64_t offset_bytes, uint64_t length_bytes,
-              std::span<const std::byte> data, Completion done, bool check_range = true);
+              std::span<const std::byte> data, Completion done, bool check_range = true,
+              bool background = false);
+  // The extent-store path of a read (below the OpLog).
+  void ReadExtents(uint64_t offset_bytes, std::span<std::byte> buffer, Completion done);
   void Enqueue(std::unique_ptr<Piece> piece);
   void Pump(uint64_t vblock);
   void MaybeForgetQueue(uint64_t vblock);
@@ -163,6 +220,7 @@ class VdiskController {
   void LoadBlockMap(std::string start_after, Completion done);
   Status AddLoadedMapping(const metadata::Row& row);
   void ServeSlotWaiters(Status status);
+  void DestroyExtents(Completion done);
   void DestroyBlockMapRows(Completion done);
   void DestroyNextEgroup(Completion done);
   void TrimBeyond(uint64_t new_size_bytes, Completion done);
@@ -176,7 +234,15 @@ class VdiskController {
   std::deque<std::function<void(Result<Extent>)>> slot_waiters_;
   std::unordered_map<uint64_t, VblockQueue> queues_;
   uint64_t inflight_operations_ = 0;
+  uint64_t background_operations_ = 0;
   uint32_t open_handles_ = 0;
+  OplogState oplog_state_ = OplogState::kOff;
+  std::unique_ptr<oplog::OpLog> oplog_;
+  std::deque<std::function<void()>> opening_queue_;  // Mutations waiting for the OpLog to open.
+  uint64_t outstanding_write_bytes_ = 0;             // The characterizer's measure.
+  bool drain_active_ = false;
+  bool quiescing_ = false;
+  std::vector<Completion> quiesce_waiters_;
   VdiskControllerStats counters_;
   // Completions of operations that outlive the controller must not touch it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

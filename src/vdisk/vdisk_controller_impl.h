@@ -21,7 +21,8 @@ enum PieceKind : int {
 struct VdiskController::Operation {
   Completion done;
   uint32_t pieces_outstanding = 0;
-  Status status;  // The first error of its pieces.
+  bool background = false;  // The drainer's, not a client's.
+  Status status;            // The first error of its pieces.
 };
 
 struct VdiskController::Piece {

@@ -133,7 +133,13 @@ void VdiskController::Load(Completion done) {
           if (egroup.used_slots_mask != kAllSlotsMask) open_egroup_ = egroup_id;
         }
       }
-      done(loaded);
+      // The OpLog replays into its index before the vDisk serves any I/O.
+      if (!loaded.ok() || oplog_state_ != OplogState::kClosed) return done(loaded);
+      OpenOplog([this, done](Status opened) {
+        done(opened.ok() ? opened
+                         : opened.WithContext(
+                               fmt::format("vdisk {}: replaying its oplog", record_.name())));
+      });
     });
   });
 }
@@ -223,7 +229,22 @@ void VdiskController::Resize(records::Vdisk updated_record, Completion done) {
     CompleteLater(std::move(done), Status::Ok());
     return;
   }
-  TrimBeyond(size_bytes(), std::move(done));
+  const uint64_t new_size_bytes = size_bytes();
+  if (oplog_state_ == OplogState::kOpen &&
+      oplog_->index().Overlaps(new_size_bytes, old_size_bytes - new_size_bytes)) {
+    // OpLog data past the new end: zero records over it first (ordered after that data, so a
+    // replay or a drain cannot bring it back), then free the extents.
+    Dispatch(
+        kUnmap, new_size_bytes, old_size_bytes - new_size_bytes, {},
+        [this, alive = alive_, new_size_bytes, done = std::move(done)](Status status) mutable {
+          if (!*alive) return;
+          if (!status.ok()) return done(status);
+          TrimBeyond(new_size_bytes, std::move(done));
+        },
+        /*to_oplog=*/false, /*direct_parts=*/false);
+    return;
+  }
+  TrimBeyond(new_size_bytes, std::move(done));
 }
 
 void VdiskController::TrimBeyond(uint64_t new_size_bytes, Completion done) {
@@ -258,6 +279,18 @@ void VdiskController::TrimBeyond(uint64_t new_size_bytes, Completion done) {
 
 void VdiskController::DestroyData(Completion done) {
   WEFT_ASSERT(inflight_operations_ == 0);
+  // The drain stops first; the OpLog's files go before the block map, so that no replay can
+  // bring back data of a vDisk whose extents are gone.
+  Quiesce([this, alive = alive_, done = std::move(done)](Status status) mutable {
+    if (!*alive) return;
+    if (status.ok() && oplog_ != nullptr) status = oplog_->DestroyFiles();
+    if (!status.ok()) return done(status);
+    if (context_.io.cache != nullptr) context_.io.cache->InvalidateVdisk(id());
+    DestroyExtents(std::move(done));
+  });
+}
+
+void VdiskController::DestroyExtents(Completion done) {
   DestroyBlockMapRows([this, done = std::move(done)](Status status) mutable {
     if (!status.ok()) return done(status);
     block_map_.clear();

@@ -21,6 +21,15 @@ void VdiskController::Read(uint64_t offset_bytes, std::span<std::byte> buffer, C
   }
   ++counters_.reads;
   counters_.bytes_read += buffer.size();
+  if (oplog_state_ == OplogState::kOpen && oplog_->index().Overlaps(offset_bytes, buffer.size())) {
+    ReadWithOplog(offset_bytes, buffer, std::move(done));
+    return;
+  }
+  ReadExtents(offset_bytes, buffer, std::move(done));
+}
+
+void VdiskController::ReadExtents(uint64_t offset_bytes, std::span<std::byte> buffer,
+                                  Completion done) {
   const uint64_t end = offset_bytes + buffer.size();
   const uint64_t first_vblock = offset_bytes / kVblockBytes;
   const uint64_t last_vblock = (end - 1) / kVblockBytes;
@@ -50,6 +59,38 @@ void VdiskController::ReadVblock(uint64_t vblock, uint64_t offset_in_vblock,
   extent_store::ExtentStore& store = StoreOf(extent.egroup_id);
   const bool aligned = egroup_offset % kBlockBytes == 0 && buffer.size() % kBlockBytes == 0 &&
                        reinterpret_cast<uintptr_t>(buffer.data()) % kBlockBytes == 0;
+  cache::UnifiedCache* cache = context_.io.cache;
+  const uint64_t first_block = (vblock * kVblockBytes + offset_in_vblock) / kBlockBytes;
+  if (aligned && cache != nullptr) {
+    // The ticket comes first: an invalidation after it (a write landing while this read is at
+    // the cache or the extent store) keeps the read's bytes out of the cache.
+    const uint64_t blocks = buffer.size() / kBlockBytes;
+    const uint64_t ticket = cache->FillTicket(id(), first_block, blocks);
+    auto inline_call = std::make_shared<bool>(true);
+    cache->Lookup(
+        id(), first_block, static_cast<uint32_t>(blocks), buffer,
+        [this, alive = alive_, inline_call, operation, buffer, first_block, ticket, extent,
+         egroup_offset](bool all_hit) {
+          if (!*alive) return;
+          if (all_hit) {
+            // A memory hit answers inside Lookup; the operation must not complete inside Read.
+            if (*inline_call) {
+              context_.executor([this, operation] { FinishPiece(*operation, Status::Ok()); });
+            } else {
+              FinishPiece(*operation, Status::Ok());
+            }
+            return;
+          }
+          StoreOf(extent.egroup_id)
+              .Read(extent.egroup_id, egroup_offset, buffer,
+                    [this, operation, buffer, first_block, ticket](Status status) {
+                      if (status.ok()) context_.io.cache->Fill(id(), first_block, buffer, ticket);
+                      FinishPiece(*operation, std::move(status));
+                    });
+        });
+    *inline_call = false;
+    return;
+  }
   if (aligned) {
     store.Read(extent.egroup_id, egroup_offset, buffer,
                [this, operation](Status status) { FinishPiece(*operation, std::move(status)); });

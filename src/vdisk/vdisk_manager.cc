@@ -38,7 +38,25 @@ VdiskManager::~VdiskManager() {
 }
 
 ControllerContext VdiskManager::controller_context() {
-  return ControllerContext{options_.metadata, options_.executor, options_.disks, &egroup_ids_};
+  return ControllerContext{options_.metadata, options_.executor, options_.disks, &egroup_ids_,
+                           options_.io};
+}
+
+void VdiskManager::Quiesce(Completion done) {
+  std::vector<VdiskController*> controllers;
+  for (auto& [name, entry] : vdisks_) controllers.push_back(entry.controller.get());
+  for (auto& controller : deleting_) controllers.push_back(controller.get());
+  if (controllers.empty()) {
+    options_.executor([done = std::move(done)] { done(Status::Ok()); });
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(controllers.size());
+  auto shared_done = std::make_shared<Completion>(std::move(done));
+  for (VdiskController* controller : controllers) {
+    controller->Quiesce([remaining, shared_done](Status) {
+      if (--*remaining == 0) (*shared_done)(Status::Ok());
+    });
+  }
 }
 
 uint64_t VdiskManager::inflight_operations() const {
@@ -266,6 +284,7 @@ void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
           // A new vDisk has no block map or egroups yet: nothing to load.
           vdisks_[record.name()] =
               VdiskEntry{std::make_unique<VdiskController>(controller_context(), record), *set};
+          vdisks_.at(record.name()).controller->Start();
           spdlog::info("vdisk {} created: {} bytes in container {}", record.name(),
                        record.size_bytes(), record.container());
           done(record);

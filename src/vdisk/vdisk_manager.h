@@ -32,6 +32,7 @@ struct VdiskManagerOptions {
   std::vector<NodeDisk>* disks = nullptr;
   // Nodes able to hold a copy; a container's replication factor may not exceed it.
   uint32_t node_count = 1;
+  VdiskIoOptions io;  // The OpLog and the cache, for every vDisk.
 };
 
 template <typename T>
@@ -66,6 +67,9 @@ class VdiskManager {
   std::vector<VdiskController*> ListVdisks() const;
   VdiskController* FindVdisk(const std::string& name) const;
 
+  // Stops every controller's background work (the OpLog drains); `done` runs once none is
+  // running. For shutdown, after inflight_operations() reached 0.
+  void Quiesce(Completion done);
   // Operations in flight on every controller (the daemon drains them before stopping).
   uint64_t inflight_operations() const;
 

@@ -13,9 +13,12 @@ using testing::TestNode;
 
 constexpr uint64_t kMiB = 1ull << 20;
 
-class VdiskTest : public ::testing::Test {
+// Every test runs twice: vDisks writing straight to the extent store, and vDisks with an OpLog
+// (small, so it fills and wraps) and a Unified Cache (small, so it evicts to its SSD tier).
+class VdiskTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    node_.set_oplog_and_cache(GetParam());
     ASSERT_TRUE(node_.Start().ok());
     CreateDefaults();
   }
@@ -44,6 +47,14 @@ class VdiskTest : public ::testing::Test {
   Status Read(VdiskController& vdisk, uint64_t offset, std::span<std::byte> buffer) {
     return node_.WaitStatus([&](Completion done) { vdisk.Read(offset, buffer, done); });
   }
+  // Waits until the vDisk's OpLog (if any) holds nothing undrained: extent-level state (used
+  // bytes, mapped vBlocks, egroups) then reflects every write.
+  void WaitDrained(VdiskController& vdisk) {
+    ASSERT_TRUE(node_.RunUntil([&] {
+      const oplog::OpLog* log = vdisk.oplog();
+      return log == nullptr || (!log->has_undrained() && log->appends_pending() == 0);
+    }));
+  }
   // The whole vDisk's contents.
   std::vector<std::byte> ReadAll(VdiskController& vdisk) {
     AlignedBuffer buffer(vdisk.size_bytes());
@@ -61,7 +72,7 @@ void FillRandom(std::span<std::byte> bytes, std::mt19937_64& random) {
 
 // Mutations submitted together (overlapping, unaligned, spanning vBlocks) must apply in arrival
 // order: the result must equal a model that applies them one by one.
-TEST_F(VdiskTest, ConcurrentMutationsMatchAModelApplyingThemInOrder) {
+TEST_P(VdiskTest, ConcurrentMutationsMatchAModelApplyingThemInOrder) {
   constexpr uint64_t kSize = 24 * kMiB;
   ASSERT_TRUE(CreateVdisk("model", kSize).ok());
   VdiskController& vdisk = Vdisk("model");
@@ -122,7 +133,7 @@ TEST_F(VdiskTest, ConcurrentMutationsMatchAModelApplyingThemInOrder) {
   ASSERT_EQ(std::memcmp(contents.data(), model.data(), kSize), 0);
 }
 
-TEST_F(VdiskTest, UnwrittenSpaceReadsZerosAndUsesNoDisk) {
+TEST_P(VdiskTest, UnwrittenSpaceReadsZerosAndUsesNoDisk) {
   ASSERT_TRUE(CreateVdisk("thin", 1ull << 40).ok());  // 1 TiB on 2 x 256 MiB disks.
   VdiskController& vdisk = Vdisk("thin");
   AlignedBuffer buffer(3 * kMiB);
@@ -135,11 +146,12 @@ TEST_F(VdiskTest, UnwrittenSpaceReadsZerosAndUsesNoDisk) {
   AlignedBuffer data(8192);
   std::memset(data.data(), 0x5A, data.size());
   ASSERT_TRUE(Write(vdisk, (1ull << 40) - 8192, data.span()).ok());
+  WaitDrained(vdisk);
   EXPECT_EQ(vdisk.stats().used_bytes, 8192u);
   EXPECT_EQ(vdisk.stats().vblocks_mapped, 1u);
 }
 
-TEST_F(VdiskTest, TrimFreesSpaceAndBlockStatusShowsHoles) {
+TEST_P(VdiskTest, TrimFreesSpaceAndBlockStatusShowsHoles) {
   ASSERT_TRUE(CreateVdisk("holes", 8 * kMiB).ok());
   VdiskController& vdisk = Vdisk("holes");
   AlignedBuffer data(4 * kMiB);
@@ -177,7 +189,7 @@ TEST_F(VdiskTest, TrimFreesSpaceAndBlockStatusShowsHoles) {
   EXPECT_TRUE((*runs)[0].allocated);
 }
 
-TEST_F(VdiskTest, OutOfRangeAndEmptyRequestsAreInvalid) {
+TEST_P(VdiskTest, OutOfRangeAndEmptyRequestsAreInvalid) {
   ASSERT_TRUE(CreateVdisk("small", kMiB).ok());
   VdiskController& vdisk = Vdisk("small");
   AlignedBuffer buffer(8192);
@@ -193,7 +205,7 @@ TEST_F(VdiskTest, OutOfRangeAndEmptyRequestsAreInvalid) {
   EXPECT_TRUE(node_.WaitStatus([&](Completion done) { vdisk.Flush(done); }).ok());
 }
 
-TEST_F(VdiskTest, CatalogueRulesAndErrors) {
+TEST_P(VdiskTest, CatalogueRulesAndErrors) {
   VdiskManager& manager = node_.manager();
   EXPECT_TRUE(CreateVdisk("bad name", kMiB).status().IsInvalidArgument());
   EXPECT_TRUE(CreateVdisk("-dash", kMiB).status().IsInvalidArgument());
@@ -224,7 +236,7 @@ TEST_F(VdiskTest, CatalogueRulesAndErrors) {
   EXPECT_TRUE(manager.ListContainers().empty());
 }
 
-TEST_F(VdiskTest, ShrinkFreesDataPastTheEndAndGrowReadsZeros) {
+TEST_P(VdiskTest, ShrinkFreesDataPastTheEndAndGrowReadsZeros) {
   ASSERT_TRUE(CreateVdisk("elastic", 4 * kMiB).ok());
   VdiskController& vdisk = Vdisk("elastic");
   AlignedBuffer data(4 * kMiB);
@@ -249,7 +261,7 @@ TEST_F(VdiskTest, ShrinkFreesDataPastTheEndAndGrowReadsZeros) {
   EXPECT_EQ(Vdisk("elastic").size_bytes(), 8 * kMiB);
 }
 
-TEST_F(VdiskTest, DeleteFreesEverySpaceAndEgroupsSpreadAcrossDisks) {
+TEST_P(VdiskTest, DeleteFreesEverySpaceAndEgroupsSpreadAcrossDisks) {
   ASSERT_TRUE(CreateVdisk("spread", 64 * kMiB).ok());
   VdiskController& vdisk = Vdisk("spread");
   const uint64_t free_before =
@@ -278,7 +290,7 @@ TEST_F(VdiskTest, DeleteFreesEverySpaceAndEgroupsSpreadAcrossDisks) {
 }
 
 // A stop between marking a vDisk DELETING and removing its row: the next start finishes the job.
-TEST_F(VdiskTest, InterruptedDeletionIsFinishedAtStart) {
+TEST_P(VdiskTest, InterruptedDeletionIsFinishedAtStart) {
   ASSERT_TRUE(CreateVdisk("doomed", 8 * kMiB).ok());
   AlignedBuffer data(4 * kMiB);
   std::memset(data.data(), 9, data.size());
@@ -305,11 +317,12 @@ TEST_F(VdiskTest, InterruptedDeletionIsFinishedAtStart) {
 
 // A stop between writing an egroup's row and creating it in the extent store: the vDisk loads,
 // the egroup is created empty, and its vBlocks read as zeros (nothing was acknowledged there).
-TEST_F(VdiskTest, EgroupRowWithoutItsEgroupIsCreatedAtLoad) {
+TEST_P(VdiskTest, EgroupRowWithoutItsEgroupIsCreatedAtLoad) {
   ASSERT_TRUE(CreateVdisk("half", 8 * kMiB).ok());
   AlignedBuffer data(kMiB);
   std::memset(data.data(), 5, data.size());
   ASSERT_TRUE(Write(Vdisk("half"), 0, data.span()).ok());
+  WaitDrained(Vdisk("half"));
   const uint64_t vdisk_id = Vdisk("half").id();
   Result<std::vector<metadata::Row>> rows =
       node_.metadata().ScanSync(EgroupPrefix(vdisk_id), "", 10);
@@ -333,7 +346,7 @@ TEST_F(VdiskTest, EgroupRowWithoutItsEgroupIsCreatedAtLoad) {
 }
 
 // An egroup row naming a disk the node does not have: the start fails and says which disk.
-TEST_F(VdiskTest, EgroupOnAMissingDiskFailsTheStartNamingIt) {
+TEST_P(VdiskTest, EgroupOnAMissingDiskFailsTheStartNamingIt) {
   ASSERT_TRUE(CreateVdisk("lost", 8 * kMiB).ok());
   const uint64_t vdisk_id = Vdisk("lost").id();
   records::Egroup egroup;
@@ -349,6 +362,168 @@ TEST_F(VdiskTest, EgroupOnAMissingDiskFailsTheStartNamingIt) {
   EXPECT_NE(started.ToString().find("00000000-0000-0000-0000-00000000dead"), std::string::npos)
       << started.ToString();
 }
+
+INSTANTIATE_TEST_SUITE_P(Paths, VdiskTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "OplogAndCache" : "ExtentStoreOnly";
+                         });
+
+}  // namespace
+}  // namespace weft::vdisk
+
+namespace weft::vdisk {
+namespace {
+
+class VdiskOplogTest : public VdiskTest {};
+
+uint64_t Stat(const VdiskController& vdisk, const std::string& group, const std::string& name) {
+  const auto groups = vdisk.StatGroups();
+  const auto found = groups.find(group);
+  if (found == groups.end()) return 0;
+  const auto counter = found->second.find(name);
+  return counter == found->second.end() ? 0 : counter->second;
+}
+
+// The write characterizer: small writes at low depth go to the OpLog (and are replayed after a
+// restart that did not drain them), more than the threshold outstanding bypasses it, and a full
+// OpLog sends writes that miss its data to the extent store. Every byte reads back every time.
+TEST_P(VdiskOplogTest, CharacterizerRoutesWritesAndEveryByteReadsBack) {
+  constexpr uint64_t kSize = 64 * kMiB;
+  ASSERT_TRUE(CreateVdisk("routes", kSize).ok());
+  VdiskController* vdisk = &Vdisk("routes");
+  std::vector<std::byte> model(kSize, std::byte{0});
+  std::mt19937_64 random(7);
+  auto write = [&](uint64_t offset, uint64_t length) {
+    AlignedBuffer buffer(length);
+    FillRandom(buffer.span(), random);
+    std::memcpy(model.data() + offset, buffer.data(), length);
+    ASSERT_TRUE(Write(*vdisk, offset, buffer.span()).ok());
+  };
+  // (1) Random 4 KiB writes one at a time: the OpLog.
+  for (int i = 0; i < 50; ++i) write(random() % (16 * kMiB / 4096) * 4096, 4096);
+  EXPECT_EQ(Stat(*vdisk, "characterizer", "writes_oplog"), 50u);
+  EXPECT_EQ(Stat(*vdisk, "characterizer", "writes_sequential_bypass"), 0u);
+  // (2) Eight 1 MiB writes at once (where the OpLog holds nothing): from the second on, more
+  // than 1.5 MiB is outstanding, so they bypass it.
+  {
+    std::vector<std::unique_ptr<AlignedBuffer>> buffers;
+    int outstanding = 0;
+    for (uint64_t i = 0; i < 8; ++i) {
+      auto buffer = std::make_unique<AlignedBuffer>(kMiB);
+      FillRandom(buffer->span(), random);
+      std::memcpy(model.data() + 32 * kMiB + i * kMiB, buffer->data(), kMiB);
+      ++outstanding;
+      vdisk->Write(32 * kMiB + i * kMiB, buffer->span(), [&](Status status) {
+        EXPECT_TRUE(status.ok()) << status.ToString();
+        --outstanding;
+      });
+      buffers.push_back(std::move(buffer));
+    }
+    ASSERT_TRUE(node_.RunUntil([&] { return outstanding == 0; }));
+    EXPECT_EQ(Stat(*vdisk, "characterizer", "writes_sequential_bypass"), 7u);
+  }
+  // (3) 12 MiB of random 64 KiB writes, 16 at a time, through an 8 MiB OpLog: it fills, and
+  // writes that miss its data go to the extent store.
+  {
+    std::vector<std::unique_ptr<AlignedBuffer>> buffers;
+    int outstanding = 0;
+    for (int i = 0; i < 192; ++i) {
+      const uint64_t offset = random() % (kSize / 65536) * 65536;
+      auto buffer = std::make_unique<AlignedBuffer>(65536);
+      FillRandom(buffer->span(), random);
+      std::memcpy(model.data() + offset, buffer->data(), 65536);
+      ++outstanding;
+      vdisk->Write(offset, buffer->span(), [&](Status status) {
+        EXPECT_TRUE(status.ok()) << status.ToString();
+        --outstanding;
+      });
+      buffers.push_back(std::move(buffer));
+      if (outstanding >= 16) {
+        ASSERT_TRUE(node_.RunUntil([&] { return outstanding < 16; }));
+      }
+    }
+    ASSERT_TRUE(node_.RunUntil([&] { return outstanding == 0; }));
+    EXPECT_GT(Stat(*vdisk, "characterizer", "writes_oplog_full_bypass"), 0u);
+    EXPECT_GT(Stat(*vdisk, "oplog", "drain_rounds"), 0u);
+  }
+  ASSERT_EQ(std::memcmp(ReadAll(*vdisk).data(), model.data(), kSize), 0);
+  // (4) A last burst stays undrained across a restart: the OpLog replays it.
+  for (int i = 0; i < 20; ++i) write(random() % (kSize / 4096) * 4096 + 100, 3000);
+  EXPECT_GT(Stat(*vdisk, "oplog", "records_undrained"), 0u);
+  node_.Stop();
+  ASSERT_TRUE(node_.Start().ok());
+  vdisk = &Vdisk("routes");
+  EXPECT_GT(Stat(*vdisk, "oplog", "records_replayed"), 0u);
+  ASSERT_EQ(std::memcmp(ReadAll(*vdisk).data(), model.data(), kSize), 0);
+  // Once drained, everything is still there.
+  ASSERT_TRUE(node_.RunUntil([&] { return Stat(*vdisk, "oplog", "records_undrained") == 0; }));
+  ASSERT_EQ(std::memcmp(ReadAll(*vdisk).data(), model.data(), kSize), 0);
+}
+
+// The cache: a re-read hits; an overwrite, a trim and a drained OpLog write are never served
+// stale, including reads and writes of the same blocks in flight together.
+TEST_P(VdiskOplogTest, CachedBlocksAreNeverStale) {
+  constexpr uint64_t kSize = 16 * kMiB;
+  ASSERT_TRUE(CreateVdisk("cached", kSize).ok());
+  VdiskController& vdisk = Vdisk("cached");
+  std::mt19937_64 random(11);
+  std::vector<std::byte> model(kSize, std::byte{0});
+  // Direct extent-store data (a big write bypasses the OpLog when others are outstanding).
+  AlignedBuffer big(4 * kMiB);
+  FillRandom(big.span(), random);
+  std::memcpy(model.data(), big.data(), big.size());
+  ASSERT_TRUE(Write(vdisk, 0, big.span()).ok());
+  ASSERT_TRUE(node_.RunUntil([&] { return Stat(vdisk, "oplog", "records_undrained") == 0; }));
+  AlignedBuffer block(4096);
+  for (int pass = 0; pass < 3; ++pass) ASSERT_TRUE(Read(vdisk, 8192, block.span()).ok());
+  const cache::UnifiedCacheStats warm = node_.cache()->stats();
+  EXPECT_GT(warm.hits_memory_single + warm.hits_memory_multi, 0u);
+  // Rounds of concurrent overlapping reads, writes and trims over the first 256 KiB.
+  for (int round = 0; round < 40; ++round) {
+    std::vector<std::unique_ptr<AlignedBuffer>> buffers;
+    std::vector<std::pair<uint64_t, AlignedBuffer*>> reads;
+    int outstanding = 0;
+    auto count = [&](Status status) {
+      EXPECT_TRUE(status.ok()) << status.ToString();
+      --outstanding;
+    };
+    for (int op = 0; op < 8; ++op) {
+      const uint64_t offset = random() % 64 * 4096;
+      const uint64_t length = (1 + random() % 4) * 4096;
+      auto buffer = std::make_unique<AlignedBuffer>(length);
+      ++outstanding;
+      if (op % 3 == 1) {
+        FillRandom(buffer->span(), random);
+        std::memcpy(model.data() + offset, buffer->data(), length);
+        vdisk.Write(offset, buffer->span(), count);
+      } else if (op % 3 == 2 && random() % 2 == 0) {
+        std::memset(model.data() + offset, 0, length);
+        vdisk.Trim(offset, length, count);
+      } else {
+        vdisk.Read(offset, buffer->span(), count);
+      }
+      buffers.push_back(std::move(buffer));
+    }
+    ASSERT_TRUE(node_.RunUntil([&] { return outstanding == 0; }));
+    // After the round settles, every read (some from the cache) sees the model.
+    for (uint64_t offset = 0; offset < 64 * 4096; offset += 16384) {
+      AlignedBuffer check(16384);
+      ASSERT_TRUE(Read(vdisk, offset, check.span()).ok());
+      ASSERT_EQ(std::memcmp(check.data(), model.data() + offset, 16384), 0)
+          << "round " << round << " offset " << offset;
+    }
+    if (round % 8 == 7) {
+      ASSERT_TRUE(node_.RunUntil([&] { return Stat(vdisk, "oplog", "records_undrained") == 0; }));
+    }
+  }
+  const cache::UnifiedCacheStats after = node_.cache()->stats();
+  EXPECT_GT(after.invalidations, 0u);
+  EXPECT_GT(after.fills, warm.fills);
+  ASSERT_EQ(std::memcmp(ReadAll(vdisk).data(), model.data(), kSize), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, VdiskOplogTest, ::testing::Values(true),
+                         [](const ::testing::TestParamInfo<bool>&) { return "OplogAndCache"; });
 
 }  // namespace
 }  // namespace weft::vdisk

@@ -64,8 +64,26 @@ class TestNode {
     auto metadata = metadata::LocalMetadataStore::Open(metadata_options);
     if (!metadata.ok()) return metadata.status();
     metadata_ = std::move(metadata).value();
+    VdiskIoOptions io;
+    if (oplog_and_cache_) {
+      // Small enough that the tests fill the log, wrap segments and evict from every pool.
+      io.oplog_files = &disks_[0]->blockstore->files();
+      io.oplog.segment_bytes = 2ull << 20;
+      io.oplog.size_bytes_max = 8ull << 20;
+      io.oplog.batch_bytes_max = oplog::kRecordBytesMax + 64 * 1024;
+      cache::UnifiedCacheOptions cache_options;
+      cache_options.memory_bytes = 2ull << 20;
+      cache_options.ssd_bytes = 4ull << 20;
+      cache_options.ssd_files = &disks_[0]->blockstore->files();
+      cache_ = std::make_unique<cache::UnifiedCache>(cache_options);
+      std::optional<Status> cache_opened;
+      cache_->Open([&](Status status) { cache_opened = status; });
+      if (!RunUntil([&] { return cache_opened.has_value(); })) return Status::Aborted("hung");
+      if (!cache_opened->ok()) return *cache_opened;
+      io.cache = cache_.get();
+    }
     manager_ = std::make_unique<VdiskManager>(
-        VdiskManagerOptions{metadata_.get(), executor(), &node_disks_, 1});
+        VdiskManagerOptions{metadata_.get(), executor(), &node_disks_, 1, io});
     std::optional<Status> opened;
     manager_->Open([&](Status status) { opened = status; });
     if (!RunUntil([&] { return opened.has_value(); })) return Status::Aborted("open hung");
@@ -76,8 +94,13 @@ class TestNode {
   void Stop() {
     if (manager_ != nullptr) {
       EXPECT_TRUE(RunUntil([&] { return manager_->inflight_operations() == 0; }));
+      bool quiesced = false;
+      manager_->Quiesce([&](Status) { quiesced = true; });
+      EXPECT_TRUE(RunUntil([&] { return quiesced; }));
     }
     manager_.reset();
+    RunPending();
+    cache_.reset();
     metadata_.reset();
     RunPending();
     for (auto& disk : disks_) {
@@ -146,6 +169,9 @@ class TestNode {
   metadata::LocalMetadataStore& metadata() { return *metadata_; }
   std::vector<NodeDisk>& node_disks() { return node_disks_; }
   extent_store::ExtentStore& store(size_t index) { return *disks_[index]->store; }
+  cache::UnifiedCache* cache() { return cache_.get(); }
+  // Runs vDisks with an OpLog and a Unified Cache on disk 0 (from the next Start()).
+  void set_oplog_and_cache(bool enabled) { oplog_and_cache_ = enabled; }
 
  private:
   struct Disk {
@@ -158,6 +184,8 @@ class TestNode {
   std::unique_ptr<rocksdb::Env> metadata_env_;
   std::vector<NodeDisk> node_disks_;
   std::unique_ptr<metadata::LocalMetadataStore> metadata_;
+  bool oplog_and_cache_ = false;
+  std::unique_ptr<cache::UnifiedCache> cache_;
   std::unique_ptr<VdiskManager> manager_;
   std::mutex mutex_;
   std::condition_variable posted_;
