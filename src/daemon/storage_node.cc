@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <asio/steady_timer.hpp>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -195,6 +196,12 @@ Status StorageNode::Open() {
   }
   io.sequential_threshold_bytes = options_.oplog_sequential_threshold_bytes;
   io.cache = cache_.get();
+  io.schedule = [reactor](std::chrono::microseconds delay, std::function<void()> task) {
+    auto timer = std::make_shared<asio::steady_timer>(reactor->io_context(), delay);
+    timer->async_wait([timer, task = std::move(task)](const std::error_code& error) {
+      if (!error) task();
+    });
+  };
   spdlog::info("oplog: {} (fast disk {}), cache: {} MiB in memory, {} MiB on SSD",
                options_.oplog ? fmt::format("{} MiB per vdisk", options_.oplog_size_bytes >> 20)
                               : std::string("off"),

@@ -160,6 +160,7 @@ void OpLog::FinishRecovery(std::shared_ptr<Recovery> recovery, Completion done) 
     index_.Insert(record.offset_bytes, record.length_bytes, record.seq, IndexKind(record.kind),
                   record.data, 0);
     undrained_.push_back({record.seq, record.length_bytes});
+    undrained_bytes_ += record.length_bytes;
     Segment& segment = segments_[record.segment];
     segment.in_use = true;
     segment.max_record_seq = std::max(segment.max_record_seq, record.seq);
@@ -384,6 +385,7 @@ void OpLog::OnBatchDone(std::vector<PendingRecord> records, uint64_t drained_seq
   for (const PendingRecord& record : records) {
     WEFT_ASSERT(undrained_.empty() || undrained_.back().seq < record.seq);
     undrained_.push_back({record.seq, record.length_bytes});
+    undrained_bytes_ += record.length_bytes;
   }
   // The watermark is durable: what it covers leaves the index, and its segments are free.
   std::vector<Completion> drained;
@@ -391,6 +393,8 @@ void OpLog::OnBatchDone(std::vector<PendingRecord> records, uint64_t drained_seq
     const uint64_t seq = watermark_waiters_.front().seq;
     index_.EraseUpTo(seq);
     while (!undrained_.empty() && undrained_.front().seq <= seq) {
+      WEFT_ASSERT(undrained_bytes_ >= undrained_.front().length_bytes);
+      undrained_bytes_ -= undrained_.front().length_bytes;
       undrained_.pop_front();
       ++counters_.records_drained;
     }

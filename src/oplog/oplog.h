@@ -113,8 +113,9 @@ class OpLog {
   // The caller could not write the batch: nothing changes; it may be handed out again.
   void AbortDrain();
   bool drain_running() const { return drain_running_; }
-  // Whether there are durable records not yet drained.
+  // Whether there are durable records not yet drained, and their bytes.
   bool has_undrained() const { return !undrained_.empty(); }
+  uint64_t undrained_bytes() const { return undrained_bytes_; }
 
   // Deletes the vDisk's segment files (the vDisk is being deleted; nothing may be in flight).
   Status DestroyFiles();
@@ -187,6 +188,7 @@ class OpLog {
   };
   std::deque<WatermarkWaiter> watermark_waiters_;
   std::deque<UndrainedRecord> undrained_;  // Durable records, seq order.
+  uint64_t undrained_bytes_ = 0;
   bool drain_running_ = false;
   uint64_t drain_max_seq_ = 0;
   Status failure_;

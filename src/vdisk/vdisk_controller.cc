@@ -78,6 +78,7 @@ std::shared_ptr<VdiskController::Operation> VdiskController::StartOperation(Comp
   operation->pieces_outstanding = pieces;
   operation->background = background;
   ++(background ? background_operations_ : inflight_operations_);
+  if (!background) ++client_operations_started_;
   return operation;
 }
 

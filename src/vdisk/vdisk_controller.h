@@ -24,6 +24,7 @@
 // Threading: the reactor thread that owns the node's disks.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -68,6 +69,10 @@ struct VdiskIoOptions {
   // (the drain cannot keep up: better the extent store's pace than stalled clients).
   double oplog_bypass_fill = 0.75;
   cache::UnifiedCache* cache = nullptr;  // nullptr: no read cache.
+  // Runs a task on the controller's thread after a delay (the daemon's reactor timers). With
+  // it, the drain of a small OpLog tail waits for the vDisk to be idle for a moment; without
+  // it (tests), it starts whenever no client operation is in flight.
+  std::function<void(std::chrono::microseconds delay, std::function<void()> task)> schedule;
 };
 
 // What a controller needs from the node: metadata, the disks, ids for new egroups, and a way to
@@ -184,7 +189,10 @@ class VdiskController {
                 std::span<const std::byte> data, Completion done, bool to_oplog,
                 bool direct_parts = true);
   void ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> buffer, Completion done);
-  void MaybeDrain();
+  // Starts a drain round when one is due; `idle` (the idle timer): the vDisk has been idle, so a
+  // round of any size is due.
+  void MaybeDrain(bool idle = false);
+  void ArmIdleDrain();
   void DrainBatch(oplog::OpLog::DrainBatch batch);
   void OnDrainDone(Status status, uint64_t max_seq);
   void CheckQuiesced();
@@ -241,6 +249,8 @@ class VdiskController {
   std::deque<std::function<void()>> opening_queue_;  // Mutations waiting for the OpLog to open.
   uint64_t outstanding_write_bytes_ = 0;             // The characterizer's measure.
   bool drain_active_ = false;
+  bool idle_drain_armed_ = false;
+  uint64_t client_operations_started_ = 0;  // For the idle timer: has anything happened since.
   bool quiescing_ = false;
   std::vector<Completion> quiesce_waiters_;
   VdiskControllerStats counters_;

@@ -51,8 +51,13 @@ uint64_t DrainRoundBytes(double fill) {
   return 16ull << 20;
 }
 
-// Below this fill the drain waits for the vDisk to be idle.
-constexpr double kDrainWhenBusyFill = 0.1;
+// A round starts while clients are busy only when this much is waiting (a round's fixed cost,
+// the watermark batch and the extent store's commits, is then shared by many records) or the
+// OpLog's space is this full; a smaller tail waits until the vDisk has been idle for
+// kIdleDrainDelay.
+constexpr uint64_t kDrainRoundBytesMin = 1ull << 20;
+constexpr double kDrainWhenBusyFill = 0.5;
+constexpr std::chrono::microseconds kIdleDrainDelay{20000};
 
 }  // namespace
 
@@ -195,15 +200,34 @@ void VdiskController::ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> 
 
 // ---- The drainer ----
 
-void VdiskController::MaybeDrain() {
+void VdiskController::MaybeDrain(bool idle) {
   if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_) return;
   if (oplog_->failed() || !oplog_->has_undrained()) return;
   const double fill = oplog_->fill_fraction();
-  if (inflight_operations_ > 0 && fill < kDrainWhenBusyFill) return;  // A later idle moment.
+  const bool due = idle || fill >= kDrainWhenBusyFill ||
+                   oplog_->undrained_bytes() >= kDrainRoundBytesMin ||
+                   (context_.io.schedule == nullptr && inflight_operations_ == 0);
+  if (!due) {
+    ArmIdleDrain();
+    return;
+  }
   std::optional<oplog::OpLog::DrainBatch> batch = oplog_->NextDrainBatch(DrainRoundBytes(fill));
   if (!batch) return;
   drain_active_ = true;
   DrainBatch(std::move(*batch));
+}
+
+void VdiskController::ArmIdleDrain() {
+  if (context_.io.schedule == nullptr || idle_drain_armed_) return;
+  idle_drain_armed_ = true;
+  const uint64_t started = client_operations_started_;
+  context_.io.schedule(kIdleDrainDelay, [this, alive = alive_, started] {
+    if (!*alive) return;
+    idle_drain_armed_ = false;
+    // Idle: no client operation started since the timer was armed, and none is in flight.
+    const bool idle = started == client_operations_started_ && inflight_operations_ == 0;
+    MaybeDrain(idle);
+  });
 }
 
 void VdiskController::DrainBatch(oplog::OpLog::DrainBatch batch) {
