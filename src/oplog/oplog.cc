@@ -491,20 +491,21 @@ std::optional<OpLog::DrainBatch> OpLog::NextDrainBatch(uint64_t bytes_max) {
 }
 
 void OpLog::FinishDrain(uint64_t max_seq, Completion done) {
-  WEFT_ASSERT(drain_running_ && max_seq == drain_max_seq_);
-  WEFT_ASSERT(max_seq > drained_seq_to_write_);
+  WEFT_ASSERT((drain_running_ && max_seq == drain_max_seq_) || !failure_.ok());
   if (!failure_.ok()) {
     drain_running_ = false;
     executor_([done = std::move(done), failure = failure_] { done(failure); });
     return;
   }
+  WEFT_ASSERT(max_seq > drained_seq_to_write_);
   drained_seq_to_write_ = max_seq;
   watermark_waiters_.push_back({max_seq, std::move(done)});
   MaybeStartBatch();
 }
 
 void OpLog::AbortDrain() {
-  WEFT_ASSERT(drain_running_);
+  // A failed log has already let go of its drain (Fail).
+  WEFT_ASSERT(drain_running_ || !failure_.ok());
   drain_running_ = false;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "blockstore/blockstore.h"
+#include "env/fault_injecting_device.h"
 #include "env/memory_device.h"
 #include "extent_store/extent_store.h"
 #include "metadata/local_metadata_store.h"
@@ -27,14 +28,19 @@ namespace weft::vdisk::testing {
 
 class TestNode {
  public:
-  explicit TestNode(int disk_count = 1, uint64_t disk_bytes = 256ull << 20)
+  // fault_seed != 0: every disk sits behind a FaultInjectingDevice (for Crash()).
+  explicit TestNode(int disk_count = 1, uint64_t disk_bytes = 256ull << 20, uint64_t fault_seed = 0)
       : metadata_env_(rocksdb::NewMemEnv(rocksdb::Env::Default())) {
     for (int index = 0; index < disk_count; ++index) {
       auto disk = std::make_unique<Disk>();
       disk->device = std::make_unique<env::MemoryDevice>("memory:disk" + std::to_string(index),
                                                          disk_bytes, 4096);
+      if (fault_seed != 0) {
+        disk->fault =
+            std::make_unique<env::FaultInjectingDevice>(*disk->device, fault_seed + index);
+      }
       disk->env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
-      EXPECT_TRUE(blockstore::Blockstore::Format(*disk->device, {}).ok());
+      EXPECT_TRUE(blockstore::Blockstore::Format(disk->block_device(), {}).ok());
       disks_.push_back(std::move(disk));
     }
   }
@@ -44,7 +50,7 @@ class TestNode {
     node_disks_.clear();
     for (size_t index = 0; index < disks_.size(); ++index) {
       Disk& disk = *disks_[index];
-      auto blockstore = blockstore::Blockstore::Open(*disk.device);
+      auto blockstore = blockstore::Blockstore::Open(disk.block_device());
       if (!blockstore.ok()) return blockstore.status();
       disk.blockstore = std::move(blockstore).value();
       extent_store::ExtentStoreOptions options;
@@ -112,6 +118,35 @@ class TestNode {
     }
   }
 
+  // A power loss: every disk drops or tears its unsynced writes (the metadata store, on a
+  // memory env, keeps what it synced), everything in flight fails, and the node is torn down
+  // without a clean close. Start() again to recover.
+  void Crash(env::CrashMode mode) {
+    for (auto& disk : disks_) disk->fault->Crash(mode);
+    if (manager_ != nullptr) {
+      EXPECT_TRUE(RunUntil([&] { return manager_->inflight_operations() == 0; }));
+      bool quiesced = false;
+      manager_->Quiesce([&](Status) { quiesced = true; });
+      EXPECT_TRUE(RunUntil([&] { return quiesced; }));
+    }
+    manager_.reset();
+    RunPending();
+    if (cache_ != nullptr) {
+      EXPECT_TRUE(RunUntil([&] {
+        const cache::UnifiedCacheStats stats = cache_->stats();
+        return stats.ssd_reads_in_flight == 0 && stats.ssd_writes_in_flight == 0;
+      }));
+    }
+    cache_.reset();
+    metadata_.reset();
+    RunPending();
+    for (auto& disk : disks_) {
+      disk->store.reset();
+      disk->blockstore.reset();
+      disk->fault->Revive();
+    }
+  }
+
   metadata::Executor executor() {
     return [this](std::function<void()> task) {
       const std::lock_guard lock(mutex_);
@@ -139,6 +174,15 @@ class TestNode {
       }
     }
     return true;
+  }
+
+  // Runs what is ready now without waiting; returns how much ran.
+  size_t PollOnce() {
+    size_t progress = RunPending();
+    for (auto& disk : disks_) {
+      if (disk->store != nullptr) progress += disk->store->Poll(/*wait=*/false);
+    }
+    return progress;
   }
 
   size_t RunPending() {
@@ -175,7 +219,11 @@ class TestNode {
 
  private:
   struct Disk {
+    env::BlockDevice& block_device() {
+      return fault != nullptr ? static_cast<env::BlockDevice&>(*fault) : *device;
+    }
     std::unique_ptr<env::MemoryDevice> device;
+    std::unique_ptr<env::FaultInjectingDevice> fault;
     std::unique_ptr<rocksdb::Env> env;
     std::unique_ptr<blockstore::Blockstore> blockstore;
     std::unique_ptr<extent_store::ExtentStore> store;
