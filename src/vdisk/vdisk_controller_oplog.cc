@@ -127,17 +127,29 @@ void VdiskController::Dispatch(int kind, uint64_t offset_bytes, uint64_t length_
   };
   std::vector<Part> parts;
   const uint64_t end = offset_bytes + length_bytes;
-  for (uint64_t position = offset_bytes; position < end;) {
+  if (!direct_parts) {
+    // Only the vBlocks holding OpLog data (a shrink's range may span terabytes).
+    for (const oplog::IndexPiece& piece : oplog_->index().Lookup(offset_bytes, length_bytes)) {
+      for (uint64_t vblock = piece.offset_bytes / kVblockBytes;
+           vblock <= (piece.end_bytes() - 1) / kVblockBytes; ++vblock) {
+        const uint64_t start = std::max(offset_bytes, vblock * kVblockBytes);
+        if (!parts.empty() && parts.back().offset_bytes + parts.back().length_bytes > start) {
+          continue;  // This vBlock's part is already there.
+        }
+        parts.push_back({true, start, std::min(end, (vblock + 1) * kVblockBytes) - start});
+      }
+    }
+  }
+  for (uint64_t position = offset_bytes; direct_parts && position < end;) {
     const uint64_t part_end = std::min(end, (position / kVblockBytes + 1) * kVblockBytes);
     const bool oplog = to_oplog || oplog_->index().Overlaps(position, part_end - position);
     if (!oplog && !parts.empty() && !parts.back().oplog) {
       parts.back().length_bytes += part_end - position;  // One extent-store mutation.
-    } else if (oplog || direct_parts) {
+    } else {
       parts.push_back({oplog, position, part_end - position});
     }
     position = part_end;
   }
-  if (!direct_parts) std::erase_if(parts, [](const Part& part) { return !part.oplog; });
   if (parts.empty()) {
     CompleteLater(std::move(done), Status::Ok());
     return;
