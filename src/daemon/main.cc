@@ -164,6 +164,10 @@ int main(int argc, char** argv) {
   }
   auto size_option = [](const char* flag, const std::string& text, uint64_t minimum,
                         uint64_t* out) {
+    if (minimum == 0 && text == "0") {  // "0" turns the feature off.
+      *out = 0;
+      return true;
+    }
     weft::Result<uint64_t> size = weft::ParseSize(text);
     if (!size.ok()) {
       std::fprintf(stderr, "weftd: %s %s: %s\n", flag, text.c_str(),
