@@ -56,6 +56,7 @@ admin::VdiskView NodeAdminService::ViewOf(const vdisk::VdiskController& controll
   view.created_unix_s = record.created_unix_s();
   view.nbd_uri = fmt::format("nbd://{}/{}", addresses_.nbd, record.name());
   view.open_connections = nbd_server_.ConnectionsTo(record.name());
+  view.stats = controller.StatGroups();
   return view;
 }
 
@@ -98,6 +99,7 @@ Result<admin::NodeView> NodeAdminService::GetNode() {
       disk_view.state = "online";
       view.disks.push_back(std::move(disk_view));
     }
+    view.cache = node_.CacheStats();
     done(std::move(view));
   });
 }

@@ -28,6 +28,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 KIB = 1024
@@ -185,6 +186,32 @@ def write_random_file(path, size_bytes, seed):
             index += 1
 
 
+def poll_until(condition, timeout_s, what, interval_s=0.05):
+    """Calls condition() until it returns a truthy value, and returns that value. Fails the
+    test naming `what` after timeout_s: a hang guard, not a timing assertion."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TestFailure(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def fio_job_report(output_path, context):
+    """The single job of a fio --output-format=json report; fails the test if fio reported
+    an error for it."""
+    try:
+        with open(output_path) as file:
+            jobs = json.load(file)["jobs"]
+    except (OSError, ValueError, KeyError) as error:
+        raise TestFailure(f"{context}: no fio JSON report in {output_path} ({error})") from error
+    check_equal(len(jobs), 1, f"{context}: number of jobs in fio's report")
+    check_equal(jobs[0]["error"], 0, f"{context}: fio's error")
+    return jobs[0]
+
+
 def pattern_bytes(seed, size_bytes):
     """Deterministic bytes for in-memory writes (every 32-byte piece differs)."""
     out = bytearray()
@@ -199,8 +226,12 @@ class Weftd:
     """One weftd process on a data dir, with its disk file and ports. Restarting keeps the
     data dir, the disk and the ports, so URIs stay valid across restarts."""
 
-    def __init__(self, binary, work_dir, *, disk_size="2G", log_level="info", name="weftd"):
+    def __init__(self, binary, work_dir, *, disk_size="2G", log_level="info", name="weftd",
+                 extra_args=()):
         self.binary = binary
+        # More weftd flags (e.g. ["--oplog-size", "32M"]); a list, so a test may change it
+        # between restarts.
+        self.extra_args = list(extra_args)
         self.name = name
         self.data_dir = os.path.join(work_dir, f"{name}-data")
         self.disk_path = os.path.join(work_dir, f"{name}-disk0.img")
@@ -226,7 +257,7 @@ class Weftd:
                 "--disk", f"{self.disk_path}:{self.disk_size}",
                 "--listen-nbd", f"127.0.0.1:{self.nbd_port}",
                 "--listen-admin", self.admin_address,
-                "--log-level", self.log_level]
+                "--log-level", self.log_level, *self.extra_args]
 
     def start(self):
         """Starts weftd and waits until /healthz answers 200 and the NBD port accepts."""
@@ -319,6 +350,22 @@ class Weftd:
         url = f"http://{self.admin_address}{path}"
         with _http.open(url, timeout=30) as response:
             return json.loads(response.read().decode())
+
+    def vdisk_stats(self, name):
+        """A vDisk's counter groups ({"io": {...}, "oplog": {...}, ...}) from the admin API."""
+        return self.admin_get("/api/v1/vdisks/" + urllib.parse.quote(name, safe="")).get(
+            "stats", {})
+
+    def cache_stats(self):
+        """The node's Unified Cache counters from the admin API."""
+        return self.admin_get("/api/v1/node").get("cache", {})
+
+    def wait_oplog_drained(self, name, timeout_s=60):
+        """Waits until the vDisk's OpLog holds no undrained data (stats.oplog.index_bytes is 0,
+        or the vDisk has no OpLog)."""
+        def drained():
+            return self.vdisk_stats(name).get("oplog", {}).get("index_bytes", 0) == 0
+        poll_until(drained, timeout_s, f"the OpLog of vdisk {name} to drain", interval_s=0.2)
 
     def log_tail(self, lines=LOG_TAIL_LINES):
         try:
@@ -434,11 +481,11 @@ def allocated_bytes(extents, start=0, end=None):
 class Harness:
     """What a test's main gets: work_dir, weftd (started), cli, and the binaries' paths."""
 
-    def __init__(self, args, work_dir):
+    def __init__(self, args, work_dir, weftd_args=()):
         self.args = args
         self.work_dir = work_dir
         self.daemons = []
-        self.weftd = self.new_daemon()
+        self.weftd = self.new_daemon(extra_args=weftd_args)
         self.cli = Cli(args.weft, self.weftd)
 
     def new_daemon(self, **kwargs):
@@ -450,9 +497,10 @@ class Harness:
         return os.path.join(self.work_dir, name)
 
 
-def run_test(main, *, description=""):
-    """Parses --weftd/--weft/--keep, builds a Harness in a fresh temp dir, starts weftd, runs
-    main(harness) and exits 0 on success, 1 on failure (printing logs and how to re-run)."""
+def run_test(main, *, description="", weftd_args=()):
+    """Parses --weftd/--weft/--keep, builds a Harness in a fresh temp dir, starts weftd (with
+    weftd_args added to its flags), runs main(harness) and exits 0 on success, 1 on failure
+    (printing logs and how to re-run)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--weftd", required=True, help="path of the weftd binary")
     parser.add_argument("--weft", required=True, help="path of the weft CLI binary")
@@ -474,7 +522,7 @@ def run_test(main, *, description=""):
     harness = None
     failed = True
     try:
-        harness = Harness(args, work_dir)
+        harness = Harness(args, work_dir, weftd_args)
         harness.weftd.start()
         main(harness)
         for daemon in harness.daemons:
