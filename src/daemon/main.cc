@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   app.add_option("--cache-size", cache_size_text,
                  "Unified Cache memory (default: (RAM - 12 GiB) * 0.45, at least 256M)");
   app.add_option("--cache-ssd-size", cache_ssd_text,
-                 "The cache's SSD tier on the fast disk (0: none; at most a quarter of the disk)")
+                 "The cache's SSD tier on the fast disk (0: none; at most a sixteenth of the disk)")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

@@ -189,6 +189,9 @@ class VdiskController {
                 std::span<const std::byte> data, Completion done, bool to_oplog,
                 bool direct_parts = true);
   void ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> buffer, Completion done);
+  // BlockStatus runs of [offset, ...) with the OpLog's data laid over the extent store's.
+  std::vector<AllocationRun> OverlayOplogAllocation(uint64_t offset_bytes,
+                                                    std::vector<AllocationRun> runs) const;
   // Starts a drain round when one is due; `idle` (the idle timer): the vDisk has been idle, so a
   // round of any size is due.
   void MaybeDrain(bool idle = false);
@@ -250,6 +253,7 @@ class VdiskController {
   uint64_t outstanding_write_bytes_ = 0;             // The characterizer's measure.
   bool drain_active_ = false;
   bool idle_drain_armed_ = false;
+  bool drain_backoff_ = false;              // A round failed: the next waits a moment.
   uint64_t client_operations_started_ = 0;  // For the idle timer: has anything happened since.
   bool quiescing_ = false;
   std::vector<Completion> quiesce_waiters_;

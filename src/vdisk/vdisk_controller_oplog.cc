@@ -213,7 +213,7 @@ void VdiskController::ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> 
 // ---- The drainer ----
 
 void VdiskController::MaybeDrain(bool idle) {
-  if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_) return;
+  if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_ || drain_backoff_) return;
   if (oplog_->failed() || !oplog_->has_undrained()) return;
   const double fill = oplog_->fill_fraction();
   const bool due = idle || fill >= kDrainWhenBusyFill ||
@@ -326,9 +326,18 @@ void VdiskController::OnDrainDone(Status status, uint64_t max_seq) {
   WEFT_ASSERT(drain_active_);
   drain_active_ = false;
   if (!status.ok()) {
-    // The records stay in the OpLog and are drained again later.
-    spdlog::warn("vdisk {}: draining the oplog up to seq {}: {}", record_.name(), max_seq,
-                 status.ToString());
+    // The records stay in the OpLog (durable, served from its index) and are drained again a
+    // second later (a full disk, say, until space is freed).
+    spdlog::warn("vdisk {}: draining the oplog up to seq {}: {}; retrying in 1 s", record_.name(),
+                 max_seq, status.ToString());
+    if (context_.io.schedule != nullptr) {
+      drain_backoff_ = true;
+      context_.io.schedule(std::chrono::seconds(1), [this, alive = alive_] {
+        if (!*alive) return;
+        drain_backoff_ = false;
+        MaybeDrain();
+      });
+    }
   }
   CheckQuiesced();
   if (status.ok()) MaybeDrain();

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <map>
 
 #include "vdisk/vdisk_controller.h"
 #include "vdisk/vdisk_controller_impl.h"
@@ -163,8 +165,46 @@ void VdiskController::BlockStatus(uint64_t offset_bytes, uint64_t length_bytes,
     position = vblock_end;
   }
   WEFT_ASSERT(!runs.empty());
+  if (oplog_state_ == OplogState::kOpen &&
+      oplog_->index().Overlaps(offset_bytes, end - offset_bytes)) {
+    runs = OverlayOplogAllocation(offset_bytes, std::move(runs));
+  }
   context_.executor(
       [done = std::move(done), runs = std::move(runs)]() mutable { done(std::move(runs)); });
+}
+
+std::vector<AllocationRun> VdiskController::OverlayOplogAllocation(
+    uint64_t offset_bytes, std::vector<AllocationRun> runs) const {
+  // Bytes in the OpLog are data (or written zeros) whatever the extent store says, except
+  // unmap records, which are holes. As a map: run start -> allocated, up to the next start.
+  std::map<uint64_t, bool> starts;
+  uint64_t position = offset_bytes;
+  for (const AllocationRun& run : runs) {
+    starts[position] = run.allocated;
+    position += run.length_bytes;
+  }
+  const uint64_t end = position;
+  for (const oplog::IndexPiece& piece : oplog_->index().Lookup(offset_bytes, end - offset_bytes)) {
+    const uint64_t from = piece.offset_bytes;
+    const uint64_t to = piece.end_bytes();
+    // What holds just after the piece, before the piece's keys are erased.
+    const bool after = std::prev(starts.upper_bound(to))->second;
+    starts.erase(starts.lower_bound(from), starts.lower_bound(to));
+    starts[from] = piece.kind != oplog::RangeKind::kZeroUnmap;
+    if (to < end && !starts.contains(to)) starts[to] = after;
+  }
+  std::vector<AllocationRun> merged;
+  for (auto it = starts.begin(); it != starts.end(); ++it) {
+    const auto next = std::next(it);
+    const uint64_t length = (next == starts.end() ? end : next->first) - it->first;
+    if (!merged.empty() && merged.back().allocated == it->second) {
+      merged.back().length_bytes += length;
+    } else {
+      merged.push_back({length, it->second});
+    }
+  }
+  WEFT_ASSERT(!merged.empty());
+  return merged;
 }
 
 }  // namespace weft::vdisk

@@ -541,6 +541,44 @@ TEST_P(VdiskOplogTest, CachedBlocksAreNeverStale) {
   ASSERT_EQ(std::memcmp(ReadAll(vdisk).data(), model.data(), kSize), 0);
 }
 
+// Block status sees the OpLog: its data is allocated before any drain, and a trim recorded in
+// it is a hole.
+TEST_P(VdiskOplogTest, BlockStatusSeesUndrainedOplogData) {
+  ASSERT_TRUE(CreateVdisk("status", 8 * kMiB).ok());
+  VdiskController& vdisk = Vdisk("status");
+  AlignedBuffer data(64 * 1024);
+  std::memset(data.data(), 3, data.size());
+  ASSERT_TRUE(Write(vdisk, kMiB, data.span()).ok());  // Maps the vBlock (drained below).
+  WaitDrained(vdisk);
+  bool quiesced = false;
+  vdisk.Quiesce([&](Status) { quiesced = true; });
+  ASSERT_TRUE(node_.RunUntil([&] { return quiesced; }));
+  // From here nothing drains: these live in the OpLog only.
+  ASSERT_TRUE(Write(vdisk, 3 * kMiB, data.span()).ok());
+  ASSERT_TRUE(Write(vdisk, kMiB + 64 * 1024, data.span()).ok());
+  ASSERT_TRUE(node_.WaitStatus([&](Completion done) { vdisk.Trim(kMiB, 8192, done); }).ok());
+  // A trim over OpLog data is an OpLog record: a hole too.
+  ASSERT_TRUE(
+      node_.WaitStatus([&](Completion done) { vdisk.Trim(3 * kMiB + 32768, 4096, done); }).ok());
+  EXPECT_GT(Stat(vdisk, "oplog", "records_undrained"), 0u);
+  auto runs = node_.Wait<std::vector<AllocationRun>>(
+      [&](auto done) { vdisk.BlockStatus(0, 8 * kMiB, done); });
+  ASSERT_TRUE(runs.ok());
+  const std::vector<std::pair<uint64_t, bool>> expected = {
+      {kMiB + 8192, false},       // Never written, then trimmed.
+      {128 * 1024 - 8192, true},  // Extent store, then OpLog data.
+      {2 * kMiB - 128 * 1024, false},
+      {32768, true},         // OpLog data in an unmapped vBlock,
+      {4096, false},         // a trim recorded in the OpLog,
+      {32768 - 4096, true},  // the rest of the data.
+      {5 * kMiB - 64 * 1024, false}};
+  ASSERT_EQ(runs->size(), expected.size());
+  for (size_t index = 0; index < expected.size(); ++index) {
+    EXPECT_EQ((*runs)[index].length_bytes, expected[index].first) << "run " << index;
+    EXPECT_EQ((*runs)[index].allocated, expected[index].second) << "run " << index;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, VdiskOplogTest, ::testing::Values(true),
                          [](const ::testing::TestParamInfo<bool>&) { return "OplogAndCache"; });
 
