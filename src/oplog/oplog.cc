@@ -145,13 +145,12 @@ void OpLog::FinishRecovery(std::shared_ptr<Recovery> recovery, Completion done) 
                 [drained](const Recovery::Record& record) { return record.seq <= drained; });
   std::sort(records.begin(), records.end(),
             [](const auto& a, const auto& b) { return a.seq < b.seq; });
-  for (size_t index = 0; index < records.size(); ++index) {
-    const uint64_t expected = drained + 1 + index;
-    if (records[index].seq != expected) {
+  for (size_t index = 1; index < records.size(); ++index) {
+    // Seqs may have gaps (appends that failed while the log was full never reach the disk),
+    // but never repeat.
+    if (records[index].seq == records[index - 1].seq) {
       Status corrupt = Status::Corruption(fmt::format(
-          "oplog of vdisk {}: records after the drain watermark {} are not consecutive (found "
-          "seq {} where {} belongs): a segment is missing or damaged",
-          vdisk_id_, drained, records[index].seq, expected));
+          "oplog of vdisk {}: record seq {} appears twice", vdisk_id_, records[index].seq));
       executor_([done = std::move(done), corrupt] { done(corrupt); });
       return;
     }
@@ -503,6 +502,18 @@ void OpLog::FinishDrain(uint64_t max_seq, Completion done) {
   MaybeStartBatch();
 }
 
+void OpLog::FailAppendsWaitingForSpace(const Status& status) {
+  if (!waiting_for_space_) return;
+  // They never reach the disk; their bytes stay in the index (a failed write's range holds
+  // unspecified data) and drain with whatever newer record drains after them.
+  std::deque<PendingRecord> pending = std::move(pending_);
+  pending_.clear();
+  counters_.appends_failed_for_space += pending.size();
+  for (PendingRecord& record : pending) {
+    executor_([done = std::move(record.done), status] { done(status); });
+  }
+}
+
 void OpLog::AbortDrain() {
   // A failed log has already let go of its drain (Fail).
   WEFT_ASSERT(drain_running_ || !failure_.ok());
@@ -516,7 +527,10 @@ double OpLog::fill_fraction() const {
   for (const Segment& segment : segments_) {
     if (segment.in_use) used += segment.write_offset_bytes;
   }
-  return static_cast<double>(used) / static_cast<double>(options_.size_bytes_max);
+  // A log that could not create all its segments (a full disk) is as full as the ones it has.
+  const uint64_t capacity =
+      segment_limit_reached_ ? segments_.size() * options_.segment_bytes : options_.size_bytes_max;
+  return static_cast<double>(used) / static_cast<double>(capacity);
 }
 
 bool OpLog::quiescent() const {

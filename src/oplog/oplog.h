@@ -60,9 +60,10 @@ struct OpLogStats {
   uint64_t batches_written = 0;  // Each one device write and one flush.
   uint64_t records_drained = 0;
   uint64_t drain_rounds = 0;
-  uint64_t records_replayed = 0;  // At the last Open.
-  uint64_t space_waits = 0;       // Batches that waited for the drain to free a segment.
-  uint64_t segments = 0;          // Segment files.
+  uint64_t records_replayed = 0;          // At the last Open.
+  uint64_t space_waits = 0;               // Batches that waited for the drain to free a segment.
+  uint64_t appends_failed_for_space = 0;  // Failed while waiting: the drain could not free any.
+  uint64_t segments = 0;                  // Segment files.
   uint64_t segments_in_use = 0;
   uint64_t log_bytes_max = 0;
   uint64_t index_bytes = 0;  // Undrained bytes the index serves.
@@ -112,6 +113,9 @@ class OpLog {
   void FinishDrain(uint64_t max_seq, Completion done);
   // The caller could not write the batch: nothing changes; it may be handed out again.
   void AbortDrain();
+  // The drain cannot free space (the extent store is full): appends waiting for log space fail
+  // with `status` instead of waiting for ever.
+  void FailAppendsWaitingForSpace(const Status& status);
   bool drain_running() const { return drain_running_; }
   // Whether there are durable records not yet drained, and their bytes.
   bool has_undrained() const { return !undrained_.empty(); }

@@ -205,6 +205,45 @@ TEST(OpLogTest, FullLogWaitsForTheDrainAndLosesNothing) {
   }
 }
 
+TEST(OpLogTest, AppendsWaitingForSpaceCanBeFailedAndTheLogStillReplays) {
+  Harness harness(4);
+  std::unique_ptr<OpLog> log;
+  ASSERT_TRUE(OpenLog(harness, log, /*segments=*/2).ok());
+  constexpr uint64_t kRecord = 512 * 1024;
+  int acked = 0;
+  int failed_for_space = 0;
+  for (uint64_t i = 0; i < 16; ++i) {
+    log->Append(RecordKind::kData, i * kRecord, kRecord, Pattern(i + 1, i * kRecord, kRecord),
+                [&](Status status) {
+                  if (status.ok()) ++acked;
+                  if (status.code() == StatusCode::kNoSpace) ++failed_for_space;
+                });
+  }
+  harness.RunUntil([&] { return acked + failed_for_space == 16; });  // Stalls: no drain.
+  ASSERT_LT(acked, 16);
+  EXPECT_GT(log->stats().space_waits, 0u);
+  log->FailAppendsWaitingForSpace(Status::NoSpace("test: the extent store is full"));
+  harness.RunUntil([&] { return acked + failed_for_space == 16; });
+  ASSERT_EQ(acked + failed_for_space, 16);
+  EXPECT_GT(failed_for_space, 0);
+  // A later append still works once space is freed, leaving a gap in the seqs on disk.
+  auto batch = log->NextDrainBatch(64ull << 20);
+  ASSERT_TRUE(batch.has_value());
+  bool drained = false;
+  log->FinishDrain(batch->max_seq, [&](Status status) { drained = status.ok(); });
+  harness.RunUntil([&] { return drained; });
+  ASSERT_TRUE(drained);
+  bool last = false;
+  log->Append(RecordKind::kData, 0, 4096, Pattern(99, 0, 4096),
+              [&](Status status) { last = status.ok(); });
+  harness.RunUntil([&] { return last; });
+  ASSERT_TRUE(last);
+  harness.CrashAndReopen(log, env::CrashMode::kDropUnsynced);
+  ASSERT_TRUE(OpenLog(harness, log, 2).ok());
+  EXPECT_EQ(log->stats().records_replayed, 1u);
+  EXPECT_EQ(ReadIndex(*log, 0, 4096), Pattern(99, 0, 4096));
+}
+
 // The seeded crash loop on the OpLog path: random appends (data, unmap, zero-fill), drains
 // into a model extent store, and a crash at a random point (during an append batch, a drain's
 // watermark, a segment creation). After recovery every acknowledged record reads back: each

@@ -330,6 +330,10 @@ void VdiskController::OnDrainDone(Status status, uint64_t max_seq) {
     // second later (a full disk, say, until space is freed).
     spdlog::warn("vdisk {}: draining the oplog up to seq {}: {}; retrying in 1 s", record_.name(),
                  max_seq, status.ToString());
+    if (status.code() == StatusCode::kNoSpace) {
+      oplog_->FailAppendsWaitingForSpace(status.WithContext(
+          fmt::format("vdisk {}: the oplog is full and cannot drain", record_.name())));
+    }
     if (context_.io.schedule != nullptr) {
       drain_backoff_ = true;
       context_.io.schedule(std::chrono::seconds(1), [this, alive = alive_] {
@@ -387,6 +391,7 @@ std::map<std::string, std::map<std::string, uint64_t>> VdiskController::StatGrou
                        {"drain_rounds", log.drain_rounds},
                        {"records_replayed", log.records_replayed},
                        {"space_waits", log.space_waits},
+                       {"appends_failed_for_space", log.appends_failed_for_space},
                        {"segments", log.segments},
                        {"segments_in_use", log.segments_in_use},
                        {"log_bytes_max", log.log_bytes_max},
