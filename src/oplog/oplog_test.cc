@@ -157,6 +157,13 @@ TEST(OpLogTest, DrainedRecordsAreNeverReplayed) {
   EXPECT_FALSE(log->NextDrainBatch(1 << 20).has_value());  // One drain at a time.
   std::optional<Status> drained;
   log->FinishDrain(batch->max_seq, [&](Status status) { drained = status; });
+  // Until the watermark is durable the drained bytes stay in the index: writes over them must
+  // still go to the OpLog, or a replay would put these records over them.
+  EXPECT_TRUE(log->index().Overlaps(0, 4096));
+  harness.RunSome(1);
+  if (!drained.has_value()) {
+    EXPECT_TRUE(log->index().Overlaps(0, 4096));
+  }
   harness.RunUntil([&] { return drained.has_value(); });
   ASSERT_TRUE(drained->ok());
   EXPECT_FALSE(log->index().Overlaps(0, 5 * 4096));
