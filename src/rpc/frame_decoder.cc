@@ -19,6 +19,7 @@ static_assert(kPrefixBytes == 8);
 // Moves up to `wanted` bytes from the front of `input` to `destination`; returns how many.
 size_t TakeBytes(std::span<const std::byte>& input, std::byte* destination, size_t wanted) {
   const size_t count = std::min(wanted, input.size());
+  if (count == 0) return 0;  // memcpy must not see the null data() of an empty span.
   std::memcpy(destination, input.data(), count);
   input = input.subspan(count);
   return count;
