@@ -96,8 +96,9 @@ class TestNode {
     return *opened;
   }
 
-  // A clean stop: I/O drained, stores closed.
-  void Stop() {
+  // Client I/O finished, the OpLog drains stopped, the manager gone, the cache's SSD-tier I/O
+  // finished and the cache gone: what both a clean stop and a crash do before the stores go.
+  void StopManagerAndCache() {
     if (manager_ != nullptr) {
       EXPECT_TRUE(RunUntil([&] { return manager_->inflight_operations() == 0; }));
       bool quiesced = false;
@@ -106,7 +107,18 @@ class TestNode {
     }
     manager_.reset();
     RunPending();
+    if (cache_ != nullptr) {
+      EXPECT_TRUE(RunUntil([&] {
+        const cache::UnifiedCacheStats stats = cache_->stats();
+        return stats.ssd_reads_in_flight == 0 && stats.ssd_writes_in_flight == 0;
+      }));
+    }
     cache_.reset();
+  }
+
+  // A clean stop: I/O drained, stores closed.
+  void Stop() {
+    StopManagerAndCache();
     metadata_.reset();
     RunPending();
     for (auto& disk : disks_) {
@@ -123,21 +135,7 @@ class TestNode {
   // without a clean close. Start() again to recover.
   void Crash(env::CrashMode mode) {
     for (auto& disk : disks_) disk->fault->Crash(mode);
-    if (manager_ != nullptr) {
-      EXPECT_TRUE(RunUntil([&] { return manager_->inflight_operations() == 0; }));
-      bool quiesced = false;
-      manager_->Quiesce([&](Status) { quiesced = true; });
-      EXPECT_TRUE(RunUntil([&] { return quiesced; }));
-    }
-    manager_.reset();
-    RunPending();
-    if (cache_ != nullptr) {
-      EXPECT_TRUE(RunUntil([&] {
-        const cache::UnifiedCacheStats stats = cache_->stats();
-        return stats.ssd_reads_in_flight == 0 && stats.ssd_writes_in_flight == 0;
-      }));
-    }
-    cache_.reset();
+    StopManagerAndCache();
     metadata_.reset();
     RunPending();
     for (auto& disk : disks_) {
