@@ -242,6 +242,10 @@ int HttpStatusFor(StatusCode code) {
       return 409;
     case StatusCode::kNoSpace:
       return 507;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kTimedOut:
+      return 504;
     case StatusCode::kCorruption:
     case StatusCode::kIOError:
     case StatusCode::kNotSupported:

@@ -28,6 +28,10 @@ std::string_view StatusCodeName(StatusCode code) {
       return "Aborted";
     case StatusCode::kNotSupported:
       return "NotSupported";
+    case StatusCode::kTimedOut:
+      return "TimedOut";
+    case StatusCode::kUnavailable:
+      return "Unavailable";
   }
   return "Unknown";
 }

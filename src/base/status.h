@@ -27,6 +27,8 @@ enum class StatusCode : uint8_t {
   kBusy,
   kAborted,
   kNotSupported,
+  kTimedOut,     // A deadline passed; the outcome of what was asked is unknown.
+  kUnavailable,  // A peer or quorum cannot be reached now; retrying later may succeed.
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -54,6 +56,12 @@ class [[nodiscard]] Status {
   static Status Aborted(std::string message) { return {StatusCode::kAborted, std::move(message)}; }
   static Status NotSupported(std::string message) {
     return {StatusCode::kNotSupported, std::move(message)};
+  }
+  static Status TimedOut(std::string message) {
+    return {StatusCode::kTimedOut, std::move(message)};
+  }
+  static Status Unavailable(std::string message) {
+    return {StatusCode::kUnavailable, std::move(message)};
   }
   // An errno from a system call, translated at the boundary that made the call.
   static Status FromErrno(int error_number, std::string_view context);
