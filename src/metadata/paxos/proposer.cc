@@ -28,6 +28,45 @@ Proposer::Proposer(ProposerConfig config, Operation operation)
   WEFT_ASSERT(config_.replicas.size() <= kMaxReplicas);
   WEFT_ASSERT(config_.attempt_ticks >= 1);
   WEFT_ASSERT(config_.backoff_ticks_max >= 1);
+  WEFT_ASSERT(config_.next_replicas.size() <= kMaxReplicas);
+}
+
+bool Proposer::IsReplica(NodeId node) const {
+  return std::find(config_.replicas.begin(), config_.replicas.end(), node) !=
+             config_.replicas.end() ||
+         std::find(config_.next_replicas.begin(), config_.next_replicas.end(), node) !=
+             config_.next_replicas.end();
+}
+
+std::vector<NodeId> Proposer::AllReplicas() const {
+  std::vector<NodeId> all = config_.replicas;
+  for (NodeId node : config_.next_replicas) {
+    if (std::find(all.begin(), all.end(), node) == all.end()) all.push_back(node);
+  }
+  return all;
+}
+
+bool Proposer::HasQuorum(const std::set<NodeId>& nodes) const {
+  auto majority_of = [&nodes](const std::vector<NodeId>& set) {
+    size_t count = 0;
+    for (NodeId node : set) count += nodes.contains(node) ? 1 : 0;
+    return count >= set.size() / 2 + 1;
+  };
+  if (!majority_of(config_.replicas)) return false;
+  return config_.next_replicas.empty() || majority_of(config_.next_replicas);
+}
+
+void Proposer::SetReplicas(std::vector<NodeId> replicas, std::vector<NodeId> next_replicas) {
+  WEFT_ASSERT(!replicas.empty() && replicas.size() <= kMaxReplicas);
+  WEFT_ASSERT(next_replicas.size() <= kMaxReplicas);
+  pending_replicas_ = std::make_pair(std::move(replicas), std::move(next_replicas));
+}
+
+ProposerOutput Proposer::OnRefused() {
+  if (phase_ != Phase::kPreparing && phase_ != Phase::kAccepting) return {};
+  phase_ = Phase::kBackoff;
+  backoff_ticks_left_ = NextBackoffTicks();
+  return {};
 }
 
 ProposerOutput Proposer::Start() {
@@ -39,6 +78,11 @@ ProposerOutput Proposer::Start() {
 }
 
 ProposerOutput Proposer::StartAttempt() {
+  if (pending_replicas_) {
+    config_.replicas = std::move(pending_replicas_->first);
+    config_.next_replicas = std::move(pending_replicas_->second);
+    pending_replicas_.reset();
+  }
   const uint64_t round = std::max(config_.first_round, highest_round_seen_ + 1);
   highest_round_seen_ = round;
   ballot_ = Ballot{.round = round, .node = config_.self};
@@ -51,7 +95,7 @@ ProposerOutput Proposer::StartAttempt() {
   accepted_ballots_agree_ = true;
   first_accepted_ = Ballot{};
   ProposerOutput output;
-  for (NodeId replica : config_.replicas) {
+  for (NodeId replica : AllReplicas()) {
     output.messages.push_back(
         Envelope{.from = config_.self, .to = replica, .message = Prepare{.ballot = ballot_}});
   }
@@ -60,9 +104,7 @@ ProposerOutput Proposer::StartAttempt() {
 
 ProposerOutput Proposer::OnMessage(NodeId from, const Message& message) {
   if (phase_ == Phase::kDone || phase_ == Phase::kIdle) return {};
-  if (std::find(config_.replicas.begin(), config_.replicas.end(), from) == config_.replicas.end()) {
-    return {};  // Not one of this row's replicas: a misrouted reply.
-  }
+  if (!IsReplica(from)) return {};  // Not one of this row's replicas: a misrouted reply.
   if (const auto* promise = std::get_if<Promise>(&message)) return OnPromise(from, *promise);
   if (const auto* accepted = std::get_if<Accepted>(&message)) return OnAccepted(from, *accepted);
   if (const auto* nack = std::get_if<Nack>(&message)) return OnNack(*nack);
@@ -83,14 +125,15 @@ ProposerOutput Proposer::OnPromise(NodeId from, const Promise& promise) {
     highest_accepted_ = promise.accepted;
     adopted_ = promise.accepted_state;
   }
-  if (promised_by_.size() < quorum()) return {};
+  if (!HasQuorum(promised_by_)) return {};
   return DecidePhase2();
 }
 
 ProposerOutput Proposer::DecidePhase2() {
   evaluated_against_ = adopted_;
-  // Every promise reported the same accepted ballot: a majority accepted the adopted state.
-  const bool adopted_is_chosen = accepted_ballots_agree_;
+  // Every promise reported the same accepted ballot: a majority accepted the adopted state. A
+  // repair read writes it again regardless.
+  const bool adopted_is_chosen = accepted_ballots_agree_ && !config_.repair;
   if (!adopted_.created_by.IsZero() && created_ballots_.contains(adopted_.created_by)) {
     proposed_is_operation_ = true;  // This operation's own state from an earlier attempt.
     if (adopted_is_chosen) return Finish(Status::Ok(), adopted_);
@@ -137,7 +180,7 @@ ProposerOutput Proposer::SendAccept(RowState state) {
   accepted_by_.clear();
   proposed_ = std::move(state);
   ProposerOutput output;
-  for (NodeId replica : config_.replicas) {
+  for (NodeId replica : AllReplicas()) {
     output.messages.push_back(Envelope{.from = config_.self,
                                        .to = replica,
                                        .message = Accept{.ballot = ballot_, .state = proposed_}});
@@ -148,10 +191,10 @@ ProposerOutput Proposer::SendAccept(RowState state) {
 ProposerOutput Proposer::OnAccepted(NodeId from, const Accepted& accepted) {
   if (phase_ != Phase::kAccepting || accepted.ballot != ballot_) return {};  // Stale.
   if (!accepted_by_.insert(from).second) return {};                          // Duplicate.
-  if (accepted_by_.size() < quorum()) return {};
+  if (!HasQuorum(accepted_by_)) return {};
   // proposed_ is chosen: tell every replica, then answer the client.
   ProposerOutput output;
-  for (NodeId replica : config_.replicas) {
+  for (NodeId replica : AllReplicas()) {
     output.messages.push_back(Envelope{.from = config_.self,
                                        .to = replica,
                                        .message = Commit{.ballot = ballot_, .state = proposed_}});
@@ -182,11 +225,10 @@ ProposerOutput Proposer::OnTick() {
   if (phase_ == Phase::kDone || phase_ == Phase::kIdle) return {};
   ticks_total_++;
   if (ticks_total_ >= config_.timeout_ticks) {
-    return Finish(
-        Status::Busy(fmt::format("no quorum of {} replicas within {} ticks ({} "
-                                 "attempts); outcome unknown",
-                                 config_.replicas.size(), config_.timeout_ticks, attempts_)),
-        RowState{});
+    return Finish(Status::Busy(fmt::format("no quorum of {} replicas within {} ticks ({} "
+                                           "attempts); outcome unknown",
+                                           AllReplicas().size(), config_.timeout_ticks, attempts_)),
+                  RowState{});
   }
   if (phase_ == Phase::kBackoff) {
     WEFT_ASSERT(backoff_ticks_left_ >= 1);

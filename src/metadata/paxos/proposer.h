@@ -23,6 +23,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -43,6 +44,12 @@ struct Operation {
 struct ProposerConfig {
   NodeId self = 0;
   std::vector<NodeId> replicas;  // 1..kMaxReplicas distinct nodes (3 or 5 in a ring).
+  // During a ring change, the row's replicas after the change (empty otherwise): every quorum
+  // then needs a majority of `replicas` and a majority of `next_replicas` (joint consensus).
+  std::vector<NodeId> next_replicas;
+  // A read that always runs phase 2, writing the adopted state to a quorum at this ballot even
+  // when the promises agree: streaming uses it to put every row on the new replicas.
+  bool repair = false;
   uint64_t first_round = 1;      // The driver passes one above the highest round it has seen.
   uint32_t attempt_ticks = 8;    // Without a quorum after this many ticks, retry.
   uint32_t timeout_ticks = 200;  // Give up after this many ticks.
@@ -77,6 +84,11 @@ class Proposer {
   ProposerOutput OnMessage(NodeId from, const Message& message);
   // One unit of virtual time has passed.
   ProposerOutput OnTick();
+  // The ring changed: later attempts use these replica sets (the current attempt keeps its own,
+  // and replies from members of neither set are ignored from now on).
+  void SetReplicas(std::vector<NodeId> replicas, std::vector<NodeId> next_replicas);
+  // The replica refused the attempt (its ring is newer): back off and retry, like a Nack.
+  ProposerOutput OnRefused();
 
   bool done() const { return phase_ == Phase::kDone; }
   // The highest ballot round seen so far, for the driver's next `first_round`.
@@ -89,7 +101,11 @@ class Proposer {
  private:
   enum class Phase : uint8_t { kIdle, kPreparing, kAccepting, kBackoff, kDone };
 
-  size_t quorum() const { return config_.replicas.size() / 2 + 1; }
+  // A majority of replicas and, during a change, of next_replicas.
+  bool HasQuorum(const std::set<NodeId>& nodes) const;
+  bool IsReplica(NodeId node) const;
+  // The attempt's recipients: replicas, then the members of next_replicas not among them.
+  std::vector<NodeId> AllReplicas() const;
   ProposerOutput StartAttempt();
   ProposerOutput OnPromise(NodeId from, const Promise& promise);
   ProposerOutput OnAccepted(NodeId from, const Accepted& accepted);
@@ -101,6 +117,8 @@ class Proposer {
   uint32_t NextBackoffTicks();
 
   ProposerConfig config_;
+  // Replica sets from SetReplicas, taken by the next attempt.
+  std::optional<std::pair<std::vector<NodeId>, std::vector<NodeId>>> pending_replicas_;
   Operation operation_;
   Phase phase_ = Phase::kIdle;
   Ballot ballot_;
