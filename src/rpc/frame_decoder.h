@@ -49,6 +49,8 @@ class FrameDecoder {
   Frame TakeFrame();
 
   bool dead() const { return state_ == State::kDead; }
+  // True when no byte of a next frame has arrived: the stream may end here cleanly.
+  bool between_frames() const { return state_ == State::kPrefix && header_filled_bytes_ == 0; }
   // The error that killed the decoder; ok while it is alive.
   const Status& error() const { return error_; }
   // Bytes of the stream consumed so far, for error context in logs.
