@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace weft::cluster {
 namespace {
@@ -65,8 +66,10 @@ Status ZooKeeperClusterBackend::NewHandle() {
       zookeeper_init2(options_.connect_string.c_str(), &SessionWatcher, options_.session_timeout_ms,
                       nullptr, context.get(), 0, &LogFromLibrary);
   if (handle == nullptr) {
-    return Status::FromErrno(errno, fmt::format("zookeeper_init \"{}\"", options_.connect_string))
-        .WithContext("bad zookeeper connect string?");
+    // The library checks and resolves the connect string here; that is what fails.
+    const int error = errno;
+    return Status::InvalidArgument(fmt::format("zookeeper connect string \"{}\": {}",
+                                               options_.connect_string, std::strerror(error)));
   }
   zhandle_t* old_handle = nullptr;
   std::unique_ptr<HandleContext> old_context;
@@ -335,6 +338,7 @@ Status ZooKeeperClusterBackend::ExpireSessionForTest() {
   clientid_t id{};
   {
     std::shared_lock lock(handle_mutex_);
+    if (handle_ == nullptr) return Status::Aborted("the cluster backend is closed");
     id = *zoo_client_id(handle_);
   }
   zhandle_t* other = zookeeper_init2(options_.connect_string.c_str(), nullptr,

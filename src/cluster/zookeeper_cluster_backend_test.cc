@@ -33,6 +33,23 @@ class ZooKeeperBackendTest : public ::testing::Test {
 
 ZooKeeperTestServer* ZooKeeperBackendTest::server_ = nullptr;
 
+TEST_F(ZooKeeperBackendTest, OpenRefusesBadOptionsAndReportsNoServer) {
+  ZooKeeperClusterOptions options = Options();
+  options.root = "weft/";
+  EXPECT_TRUE(ZooKeeperClusterBackend::Open(options).status().IsInvalidArgument());
+  options = Options();
+  options.connect_string = "no-port-here";
+  Status status = ZooKeeperClusterBackend::Open(options).status();
+  EXPECT_TRUE(status.IsInvalidArgument()) << status.ToString();
+  // A port nobody listens on (a server started and stopped would be slower to find).
+  options = Options();
+  options.connect_string = "127.0.0.1:1";
+  options.connect_timeout_ms = 300;
+  status = ZooKeeperClusterBackend::Open(options).status();
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("127.0.0.1:1"), std::string::npos);
+}
+
 TEST_F(ZooKeeperBackendTest, CreateReadAndCompareAndSet) {
   auto backend = OpenOrDie(Options());
   auto other = OpenOrDie(Options());
