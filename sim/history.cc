@@ -37,7 +37,7 @@ std::string DescribeOperation(const RowOperation& operation) {
   std::string call;
   switch (operation.kind) {
     case OperationKind::kRead:
-      call = fmt::format("Get({})", operation.key);
+      call = fmt::format("{}({})", operation.from_scan ? "Scan row" : "Get", operation.key);
       break;
     case OperationKind::kCompareAndSet:
       call = fmt::format("CAS({}, expected {}, '{}')", operation.key, operation.expected_version,

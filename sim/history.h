@@ -38,6 +38,7 @@ struct RowOperation {
   Outcome outcome = Outcome::kUnknown;
   uint64_t result_version = 0;  // Read kOk: the row's version. Compare-and-set kOk: the new one.
   std::string result_value;     // Read kOk.
+  bool from_scan = false;       // A read that stands for one key of a scan (SplitScans).
 };
 
 struct ScannedRow {

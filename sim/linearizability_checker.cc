@@ -332,7 +332,8 @@ SplitHistory SplitScans(const History& history, bool scan_absence) {
                       .client = scan.client,
                       .kind = OperationKind::kRead,
                       .invoke_time = scan.invoke_time,
-                      .response_time = scan.response_time};
+                      .response_time = scan.response_time,
+                      .from_scan = true};
     std::set<std::string> returned;
     for (const ScannedRow& row : scan.rows) {
       read.key = row.key;
