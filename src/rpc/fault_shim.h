@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -42,6 +43,13 @@ struct FaultShimStats {
 class FaultShim {
  public:
   explicit FaultShim(uint64_t seed);
+
+  // A shim configured by `spec`, for a daemon's hidden test flag: comma-separated `seed=N`,
+  // `drop=P` (0..1), `delay=MIN-MAX` (ms), `partition=A>B` (one-way) or `partition=A<>B`, with
+  // nodes named by endpoint ("seed=7,drop=0.01,partition=10.0.0.1:7001>10.0.0.2:7001").
+  // Every daemon of a test gets the same spec: each judges its own client's frames.
+  // InvalidArgument naming the bad item.
+  static Result<std::unique_ptr<FaultShim>> FromSpec(std::string_view spec);
 
   // Each frame is dropped with this probability (0 = never, the default).
   void SetDropProbability(double probability);

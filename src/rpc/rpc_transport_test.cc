@@ -678,5 +678,27 @@ TEST(FaultShimDecisionTest, SameSeedSameFaults) {
   EXPECT_TRUE(std::ranges::any_of(sample, [](auto& d) { return !d.first && d.second >= 1; }));
 }
 
+TEST(FaultShimSpecTest, ParsesEveryItemAndRefusesBadOnes) {
+  Result<std::unique_ptr<FaultShim>> shim =
+      FaultShim::FromSpec("drop=0,delay=0-0,seed=9,partition=a:1>b:2,partition=c:3<>d:4");
+  ASSERT_TRUE(shim.ok()) << shim.status().ToString();
+  EXPECT_TRUE((*shim)->Decide("a:1", "b:2").drop);
+  EXPECT_FALSE((*shim)->Decide("b:2", "a:1").drop);  // One way.
+  EXPECT_TRUE((*shim)->Decide("c:3", "d:4").drop);
+  EXPECT_TRUE((*shim)->Decide("d:4", "c:3").drop);
+  EXPECT_EQ((*shim)->Decide("a:1", "c:3").delay_ms, 0u);
+  Result<std::unique_ptr<FaultShim>> dropping = FaultShim::FromSpec("drop=1,delay=5-5");
+  ASSERT_TRUE(dropping.ok());
+  EXPECT_TRUE((*dropping)->Decide("x", "y").drop);
+  Result<std::unique_ptr<FaultShim>> delaying = FaultShim::FromSpec("delay=5-5");
+  ASSERT_TRUE(delaying.ok());
+  EXPECT_EQ((*delaying)->Decide("x", "y").delay_ms, 5u);
+  EXPECT_TRUE(FaultShim::FromSpec("").ok());
+  for (const char* bad : {"drop", "drop=2", "drop=0.5x", "delay=5", "delay=9-1", "seed=-1",
+                          "partition=>b", "partition=a>", "speed=1"}) {
+    EXPECT_TRUE(FaultShim::FromSpec(bad).status().IsInvalidArgument()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace weft::rpc
