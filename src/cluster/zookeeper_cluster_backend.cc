@@ -334,6 +334,14 @@ int64_t ZooKeeperClusterBackend::session_id() {
   return zoo_client_id(handle_)->client_id;
 }
 
+std::string ZooKeeperClusterBackend::current_server() {
+  std::shared_lock lock(handle_mutex_);
+  if (handle_ == nullptr) return "";
+  // A static buffer inside the library: copied at once.
+  const char* server = zoo_get_current_server(handle_);
+  return server == nullptr ? "" : std::string(server);
+}
+
 Status ZooKeeperClusterBackend::ExpireSessionForTest() {
   clientid_t id{};
   {

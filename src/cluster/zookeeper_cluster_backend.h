@@ -74,6 +74,8 @@ class ZooKeeperClusterBackend final : public ClusterBackend {
 
   // The current session id (0 before the first session). For logs and tests.
   int64_t session_id();
+  // The "host:port" of the server the client talks to (or is connecting to). For tests.
+  std::string current_server();
   // Ends this backend's session on the servers, as an expiry would: opens a second connection
   // with the session's id and password and closes it. For tests.
   Status ExpireSessionForTest();

@@ -183,7 +183,7 @@ TEST_F(ZooKeeperBackendTest, ElectionHandsOverOnCloseAndOnExpiry) {
   Recorder<SessionState> session;
   std::vector<std::unique_ptr<ZooKeeperClusterBackend>> candidates;
   for (uint32_t i = 0; i < 3; ++i) {
-    candidates.push_back(OpenOrDie(Options(/*session_timeout_ms=*/2000)));
+    candidates.push_back(OpenOrDie(Options()));
     election.recorders.push_back(std::make_unique<Recorder<bool>>());
     ASSERT_TRUE(candidates[i]->Campaign("curator", i + 1, election.Callback(i)).ok());
   }

@@ -13,8 +13,8 @@ namespace {
 
 constexpr int kShortSessionMs = 2000;
 
-std::unique_ptr<ZooKeeperTestServer> StartServer() {
-  Result<std::unique_ptr<ZooKeeperTestServer>> server = ZooKeeperTestServer::Start();
+std::unique_ptr<ZooKeeperTestServer> StartServer(int servers = 1) {
+  Result<std::unique_ptr<ZooKeeperTestServer>> server = ZooKeeperTestServer::Start(servers);
   EXPECT_TRUE(server.ok()) << server.status().ToString();
   WEFT_ASSERT(server.ok());
   return std::move(server).value();
@@ -40,6 +40,8 @@ TEST(ZooKeeperSessionTest, ExpiryFencesThenRejoinRecreatesMembershipAndCampaign)
   Recorder<bool> leadership;
   Recorder<std::map<uint32_t, std::string>> members;
   auto server = StartServer();
+  // Expiry is forced, not waited for; a short session only makes the old connection notice the
+  // takeover sooner.
   auto node = OpenOrDie(TestOptions(*server, "/weft", kShortSessionMs));
   auto observer = OpenOrDie(TestOptions(*server, "/weft"));
   log.Watch(*node);
@@ -105,6 +107,57 @@ TEST(ZooKeeperSessionTest, ZooKeeperGoneThenBack) {
   Result<std::map<uint32_t, std::string>> live = node->LiveMembers();
   ASSERT_TRUE(live.ok()) << live.status().ToString();
   EXPECT_EQ(*live, (std::map<uint32_t, std::string>{{3, "three"}}));
+}
+
+// Retries `call` while it is Unavailable (a server or the quorum is coming back), up to
+// kCallbackWaitMax; returns the last Status.
+Status Eventually(const std::function<Status()>& call) {
+  const auto deadline = std::chrono::steady_clock::now() + kCallbackWaitMax;
+  for (;;) {
+    Status status = call();
+    if (status.code() != StatusCode::kUnavailable || std::chrono::steady_clock::now() > deadline) {
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+TEST(ZooKeeperSessionTest, EnsembleLosesOneServerThenItsQuorum) {
+  SessionLog log;  // Outlives the backend calling it.
+  auto ensemble = StartServer(3);
+  auto node = OpenOrDie(TestOptions(*ensemble, "/weft"));
+  ASSERT_TRUE(node->CreateConfig(MakeTestConfig(3)).ok());
+  ASSERT_TRUE(node->Join(5, "five").ok());
+  log.Watch(*node);
+
+  // The server the node talks to dies: the client moves to another, the two left are a quorum.
+  const std::string talking_to = node->current_server();
+  int index = 0;
+  while (index < ensemble->server_count() && ensemble->address(index) != talking_to) ++index;
+  ASSERT_LT(index, ensemble->server_count()) << "talking to " << talking_to;
+  ensemble->Kill(index);
+  Status set = Eventually([&] { return node->CompareAndSetConfig(0, MakeTestConfig(4)).status(); });
+  EXPECT_TRUE(set.ok()) << set.ToString();
+  EXPECT_NE(node->current_server(), talking_to);
+  Result<std::map<uint32_t, std::string>> live = node->LiveMembers();
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(*live, (std::map<uint32_t, std::string>{{5, "five"}}));
+
+  // A second server dies: no quorum, the last one stops serving.
+  ensemble->Kill((index + 1) % 3);
+  EXPECT_TRUE(log.states.WaitForValue(SessionState::kExpired));
+  Status read = node->ReadConfig().status();
+  EXPECT_EQ(read.code(), StatusCode::kUnavailable) << read.ToString();
+
+  // A quorum again: the node rejoins and its calls work.
+  ASSERT_TRUE(ensemble->Restart(index).ok());
+  EXPECT_TRUE(log.states.WaitForValue(SessionState::kRejoined));
+  Result<VersionedConfig> config = node->ReadConfig();
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->version, 1);
+  live = node->LiveMembers();
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(*live, (std::map<uint32_t, std::string>{{5, "five"}}));
 }
 
 }  // namespace

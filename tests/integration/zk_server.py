@@ -9,13 +9,14 @@ src/cluster/zookeeper_test_server.h).
         zk.stop(0)                            # one server down: the quorum survives
 
 Each server runs `java -Xmx128m -cp CONFDIR:/usr/share/java/zookeeper.jar
-org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` on 127.0.0.1 and a free port, with its
+org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` (QuorumPeerMain for an ensemble member)
+on 127.0.0.1 and a free port, with its
 data dir under a fresh temporary directory, and counts as started once it has established a real
 client session (the ZooKeeper handshake, spoken here directly: `ruok` answers ~1 s before the
 server accepts sessions). Sessions may be 1 to 60 s long (tickTime 500 ms). Servers die with the
 test process (PR_SET_PDEATHSIG) and are killed at exit by PID.
 
-ZkClient is a minimal synchronous client (session, get_children, get, exists) for checking what
+ZkClient is a minimal synchronous client (session, children, get, exists, create) for checking what
 weft wrote, e.g. `ZkClient(zk.connect_string).children("/weft/members")`.
 
 Standard library only; run with /usr/bin/python3 like the other integration tests.
@@ -82,6 +83,7 @@ class ZkError(Exception):
 class ZkClient:
     """A minimal ZooKeeper client: one session, synchronous requests, no watches."""
 
+    _CREATE = 1
     _GET_DATA = 4
     _EXISTS = 3
     _GET_CHILDREN = 8
@@ -127,10 +129,12 @@ class ZkClient:
             data += chunk
         return data
 
-    def _request(self, op_type, path, what):
+    def _request(self, op_type, path, what, tail=b"\0"):
+        """Sends header, path and `tail` (by default the watch flag, false); returns the reply
+        body after its header, or raises ZkError."""
         self._xid += 1
         encoded = path.encode()
-        self._send(struct.pack(">iii", self._xid, op_type, len(encoded)) + encoded + b"\0")
+        self._send(struct.pack(">iii", self._xid, op_type, len(encoded)) + encoded + tail)
         while True:
             reply = self._receive()
             xid, _, error = struct.unpack(">iqi", reply[:16])
@@ -156,6 +160,16 @@ class ZkClient:
         body = self._request(self._GET_DATA, path, "get")
         (length,) = struct.unpack(">i", body[:4])
         return b"" if length < 0 else body[4:4 + length]
+
+    def create(self, path, data=b""):
+        """Creates a persistent znode readable and writable by anyone; returns its path."""
+        scheme, identity = b"world", b"anyone"
+        acl = (struct.pack(">ii", 1, 31) + struct.pack(">i", len(scheme)) + scheme +
+               struct.pack(">i", len(identity)) + identity)
+        tail = struct.pack(">i", len(data)) + data + acl + struct.pack(">i", 0)
+        body = self._request(self._CREATE, path, "create", tail)
+        (length,) = struct.unpack(">i", body[:4])
+        return body[4:4 + length].decode()
 
     def exists(self, path):
         try:
@@ -242,9 +256,12 @@ class ZkServer:
                 continue
             server_dir = self._server_dir(i)
             with open(os.path.join(server_dir, "server.log"), "ab") as log:
+                # ZooKeeperServerMain ignores server.N lines: a member needs QuorumPeerMain.
+                main_class = ("org.apache.zookeeper.server.quorum.QuorumPeerMain"
+                              if len(self._processes) > 1
+                              else "org.apache.zookeeper.server.ZooKeeperServerMain")
                 process = subprocess.Popen(
-                    ["java", "-Xmx128m", "-cp", f"{server_dir}:{ZOOKEEPER_JAR}",
-                     "org.apache.zookeeper.server.ZooKeeperServerMain",
+                    ["java", "-Xmx128m", "-cp", f"{server_dir}:{ZOOKEEPER_JAR}", main_class,
                      os.path.join(server_dir, "zoo.cfg")],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     preexec_fn=_die_with_parent)
@@ -321,10 +338,17 @@ class ZkServer:
 def _self_test(servers):
     with ZkServer(servers=servers) as zk:
         print(f"started {servers} server(s): {zk.connect_string}")
+        with ZkClient(zk.address(0)) as client:
+            assert client.create("/weft-self-test", b"hello") == "/weft-self-test"
+        # Every server sees the write (an ensemble replicates it; not three standalone servers).
+        for index in range(servers):
+            with ZkClient(zk.address(index)) as client:
+                assert client.get("/weft-self-test") == b"hello", index
         with ZkClient(zk.connect_string) as client:
             assert "zookeeper" in client.children("/"), client.children("/")
             assert client.exists("/zookeeper")
             assert not client.exists("/weft")
+            assert client.exists("/weft-self-test")
             try:
                 client.get("/no/such/node")
                 raise AssertionError("get of a missing znode succeeded")
