@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rpc/error_reply.h"
@@ -578,6 +580,42 @@ TEST_F(RpcTransportTest, UnparsableErrorReplyClosesTheClientConnection) {
   RunUntil([&] { return slot->has_value(); });
   EXPECT_EQ((*slot)->status().code(), StatusCode::kUnavailable) << (*slot)->status().ToString();
   EXPECT_EQ(client.stats().bad_frames, 1u);
+}
+
+TEST_F(RpcTransportTest, CallsAndRepliesFromOtherThreads) {
+  // The handler replies from a thread of its own, as after a disk sync.
+  std::vector<std::thread> repliers;
+  RpcServer& server = StartServer([&](const Message& request, IncomingContext, ReplyFn reply) {
+    repliers.emplace_back([reply, body = request.body] { reply(Message{2, body, ""}); });
+  });
+  const Endpoint endpoint = EndpointOf(server);
+  RpcClient client(io_, {});
+  constexpr int kCalls = 100;
+  std::atomic<int> succeeded = 0;
+  std::atomic<int> completed = 0;
+  std::thread caller([&] {
+    for (int i = 0; i < kCalls; ++i) {
+      client.Call(endpoint, Message{1, std::to_string(i), ""}, 0, [&, i](Result<Message> reply) {
+        if (reply.ok() && reply->body == std::to_string(i)) ++succeeded;
+        ++completed;
+      });
+    }
+  });
+  RunUntil([&] { return completed == kCalls; });
+  caller.join();
+  for (auto& replier : repliers) replier.join();
+  EXPECT_EQ(succeeded, kCalls);
+}
+
+TEST_F(RpcTransportTest, ServerRefusesConnectionsBeyondItsLimit) {
+  RpcServer& server = StartServer(Echo, {.max_connections = 1});
+  RpcClient first(io_, {});
+  RpcClient second(io_, {});
+  ASSERT_TRUE(CallAndWait(first, EndpointOf(server), Message{1, "", ""}).ok());
+  Result<Message> refused = CallAndWait(second, EndpointOf(server), Message{1, "", ""});
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().ToString();
+  EXPECT_EQ(server.stats().connections_refused, 1u);
+  EXPECT_EQ(server.connection_count(), 1u);
 }
 
 class FaultShimTest : public RpcTransportTest {
