@@ -77,6 +77,20 @@ std::string CheckExercised(const weft::sim::SimReport& total, const weft::sim::S
   return "";
 }
 
+void PrintSummary(const weft::sim::SimReport& total, const weft::sim::SimOptions& options,
+                  const std::string& faults, uint64_t seeds, uint64_t failures, double seconds) {
+  fmt::print(
+      "{} seeds ({} nodes, faults {}): {} failed; operations: {} ok, {} not found, {} aborted, {} "
+      "unknown; {} scans; {} crashes, {} partitions, {} clock jumps, {} joins, {} leaves ({} keys "
+      "streamed), {} epoch mismatches; {} messages ({} dropped); {} Paxos attempts; {} operations "
+      "checked; {:.1f} s\n",
+      seeds, options.nodes, faults, failures, total.operations_ok, total.operations_not_found,
+      total.operations_aborted, total.operations_unknown, total.scans_ok, total.crashes,
+      total.partitions, total.clock_jumps, total.joins, total.leaves, total.stream_keys_repaired,
+      total.epoch_mismatches, total.messages_sent, total.messages_dropped, total.paxos_attempts,
+      total.checked_operations, seconds);
+}
+
 int Run(int argc, char** argv) {
   CLI::App app("weft-sim: the metadata ring's deterministic simulation (docs/simulation.md)",
                "weft-sim");
@@ -150,29 +164,7 @@ int Run(int argc, char** argv) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf(
-      "%llu seeds (%u nodes, faults %s): %llu failed; operations: %llu ok, %llu not found, %llu "
-      "aborted, %llu unknown; %llu scans; %llu crashes, %llu partitions, %llu clock jumps, %llu "
-      "joins, %llu leaves (%llu keys streamed), %llu epoch mismatches; %llu messages (%llu "
-      "dropped); "
-      "%llu Paxos attempts; %llu operations checked; %.1f s\n",
-      static_cast<unsigned long long>(ran), options.nodes, flags.faults.c_str(),
-      static_cast<unsigned long long>(failures),
-      static_cast<unsigned long long>(total.operations_ok),
-      static_cast<unsigned long long>(total.operations_not_found),
-      static_cast<unsigned long long>(total.operations_aborted),
-      static_cast<unsigned long long>(total.operations_unknown),
-      static_cast<unsigned long long>(total.scans_ok),
-      static_cast<unsigned long long>(total.crashes),
-      static_cast<unsigned long long>(total.partitions),
-      static_cast<unsigned long long>(total.clock_jumps),
-      static_cast<unsigned long long>(total.joins), static_cast<unsigned long long>(total.leaves),
-      static_cast<unsigned long long>(total.stream_keys_repaired),
-      static_cast<unsigned long long>(total.epoch_mismatches),
-      static_cast<unsigned long long>(total.messages_sent),
-      static_cast<unsigned long long>(total.messages_dropped),
-      static_cast<unsigned long long>(total.paxos_attempts),
-      static_cast<unsigned long long>(total.checked_operations), seconds);
+  PrintSummary(total, options, flags.faults, ran, failures, seconds);
   if (failures != 0) return 1;
   const std::string weak = CheckExercised(total, options, flags, ran);
   if (!weak.empty()) {
