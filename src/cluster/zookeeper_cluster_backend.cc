@@ -60,7 +60,9 @@ ZooKeeperClusterBackend::ZooKeeperClusterBackend(ZooKeeperClusterOptions options
 ZooKeeperClusterBackend::~ZooKeeperClusterBackend() { Close(); }
 
 Status ZooKeeperClusterBackend::NewHandle() {
-  const uint64_t generation = generation_.load() + 1;
+  // The new generation counts from before zookeeper_init: the new handle may report its session
+  // before zookeeper_init returns, and the old handle's late events are stale from here on.
+  const uint64_t generation = generation_.fetch_add(1) + 1;
   auto context = std::make_unique<HandleContext>(HandleContext{this, generation});
   zhandle_t* handle =
       zookeeper_init2(options_.connect_string.c_str(), &SessionWatcher, options_.session_timeout_ms,
@@ -82,7 +84,6 @@ Status ZooKeeperClusterBackend::NewHandle() {
     }
     old_handle = std::exchange(handle_, handle);
     old_context = std::exchange(handle_context_, std::move(context));
-    generation_.store(generation);
   }
   // After zookeeper_close returns, the old handle's watchers never run again, so its context
   // may go.
@@ -129,8 +130,7 @@ void ZooKeeperClusterBackend::Post(Event event) {
 std::optional<ZooKeeperClusterBackend::Clock::time_point> ZooKeeperClusterBackend::NextWakeUp() {
   std::optional<Clock::time_point> next = retry_at_;
   if (disconnected_since_ && !fenced_.load()) {
-    const auto fence_at =
-        *disconnected_since_ + std::chrono::milliseconds(options_.session_timeout_ms / 3);
+    const auto fence_at = *disconnected_since_ + std::chrono::milliseconds(session_timeout_ms_ / 3);
     if (!next || fence_at < *next) next = fence_at;
   }
   return next;
@@ -155,8 +155,7 @@ void ZooKeeperClusterBackend::RunEvents() {
       }
     }
     if (disconnected_since_ && !fenced_.load() &&
-        Clock::now() - *disconnected_since_ >=
-            std::chrono::milliseconds(options_.session_timeout_ms / 3)) {
+        Clock::now() - *disconnected_since_ >= std::chrono::milliseconds(session_timeout_ms_ / 3)) {
       Fence("disconnected for a third of the session timeout");
     }
     if (event && event->kind == Event::Kind::kTask) {
@@ -187,6 +186,13 @@ void ZooKeeperClusterBackend::RunEvents() {
 void ZooKeeperClusterBackend::HandleSessionEvent(int state) {
   if (state == ZOO_CONNECTED_STATE) {
     disconnected_since_.reset();
+    {
+      // The servers may have clamped the timeout to their bounds; fencing must use theirs.
+      std::shared_lock lock(handle_mutex_);
+      if (handle_ != nullptr && zoo_recv_timeout(handle_) > 0) {
+        session_timeout_ms_ = zoo_recv_timeout(handle_);
+      }
+    }
     bool first = false;
     {
       std::lock_guard lock(mutex_);

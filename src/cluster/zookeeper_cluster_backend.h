@@ -185,6 +185,7 @@ class ZooKeeperClusterBackend final : public ClusterBackend {
       previous_sessions_;  // Ours, ended: their entries may be deleted. Guarded by mutex_.
 
   // Event thread only.
+  int session_timeout_ms_ = options_.session_timeout_ms;  // As negotiated with the servers.
   std::optional<Clock::time_point> disconnected_since_;
   std::optional<Clock::time_point> retry_at_;
   bool rejoin_pending_ = false;
