@@ -70,6 +70,38 @@ struct NodeView {
   Counters cache;  // The Unified Cache's counters and gauges (docs/admin-api.md).
 };
 
+// One member of the cluster as this node sees it (docs/admin-api.md, GET /v1/cluster).
+struct ClusterNodeView {
+  uint32_t node_id = 0;
+  std::string rpc_address;    // "127.0.0.1:7101"
+  std::string admin_address;  // "127.0.0.1:9441"
+  bool live = false;          // Has a membership entry (a ZooKeeper session) now.
+  std::string ring_state;     // "normal", "joining", "leaving"
+  uint32_t ring_tokens = 0;
+};
+
+struct ClusterView {
+  std::string backend;  // "local" (single node, no ZooKeeper) or "zookeeper"
+  std::string cluster_id;
+  std::string name;
+  uint32_t redundancy_factor = 0;
+  uint32_t ring_replicas = 0;  // Copies of each metadata row: 3 for RF2, 5 for RF3.
+  uint64_t ring_epoch = 0;
+  uint64_t config_version = 0;
+  uint32_t self_node_id = 0;
+  bool fenced = false;  // This node lost its ZooKeeper session and serves no writes.
+  std::string session;  // "connected", "disconnected", "expired", ...
+  std::vector<ClusterNodeView> nodes;
+  Counters ring;  // This node's ring counters (operations, attempts, ...).
+};
+
+// A metadata row (MetadataStore's Row) over the admin API, for operators and tests.
+struct MetadataRowView {
+  std::string key;
+  std::string value;
+  uint64_t version = 0;
+};
+
 class AdminService {
  public:
   virtual ~AdminService() = default;
@@ -91,6 +123,19 @@ class AdminService {
   // Shrinking frees the data past the new end.
   virtual Result<VdiskView> ResizeVdisk(const std::string& name, uint64_t size_bytes) = 0;
   virtual Status DeleteVdisk(const std::string& name) = 0;
+
+  virtual Result<ClusterView> GetCluster() = 0;
+  // The node's global metadata store: the Paxos ring in a cluster, the local RocksDB store on a
+  // single node. Errors as MetadataStore (metadata_store.h): NotFound, Aborted (version
+  // conflict), InvalidArgument, Unavailable (no quorum: the outcome of an update is unknown).
+  virtual Result<MetadataRowView> MetadataGet(const std::string& key) = 0;
+  // Returns the new version. expected_version 0: create.
+  virtual Result<uint64_t> MetadataCompareAndSet(const std::string& key, uint64_t expected_version,
+                                                 const std::string& value) = 0;
+  virtual Status MetadataCompareAndDelete(const std::string& key, uint64_t expected_version) = 0;
+  virtual Result<std::vector<MetadataRowView>> MetadataScan(const std::string& prefix,
+                                                            const std::string& start_after,
+                                                            uint32_t limit) = 0;
 };
 
 }  // namespace weft::admin

@@ -37,6 +37,15 @@ struct DaemonOptions {
   uint64_t oplog_sequential_threshold_bytes = 1536 * 1024;
   uint64_t cache_memory_bytes = 0;        // 0: cache::DefaultCacheMemoryBytes(physical memory).
   uint64_t cache_ssd_bytes = 1ull << 30;  // 0: no SSD tier.
+  // The cluster (docs/cluster.md). Without zookeeper: the single-node embedded default.
+  uint32_t node_id = 1;
+  std::string zookeeper;  // "host:port[,host:port]"
+  std::string zookeeper_root = "/weft";
+  int zookeeper_session_timeout_ms = 6000;
+  // Single node: recorded in the local cluster record. A cluster node listens on the
+  // rpc_address of its entry in the cluster configuration instead.
+  std::string listen_rpc = "127.0.0.1:9441";
+  uint32_t ring_tick_ms = 10;
 };
 
 // The OpLog segment size weftd uses; --oplog-size must hold at least two.

@@ -11,6 +11,7 @@
 
 #include "admin/admin_http_server.h"
 #include "base/size_format.h"
+#include "daemon/cluster_node.h"
 #include "daemon/daemon_options.h"
 #include "daemon/node_admin_service.h"
 #include "daemon/storage_node.h"
@@ -41,6 +42,21 @@ int Run(const DaemonOptions& options) {
     spdlog::critical("cannot start: {}", opened.ToString());
     return kExitStartFailed;
   }
+  Result<std::unique_ptr<ClusterNode>> cluster = ClusterNode::Open(
+      ClusterNodeOptions{.node_id = options.node_id,
+                         .zookeeper = options.zookeeper,
+                         .zookeeper_root = options.zookeeper_root,
+                         .zookeeper_session_timeout_ms = options.zookeeper_session_timeout_ms,
+                         .data_dir = options.data_dir,
+                         .admin_address = options.listen_admin,
+                         .rpc_address = options.listen_rpc,
+                         .ring_tick_ms = options.ring_tick_ms},
+      node.local_metadata());
+  if (!cluster.ok()) {
+    spdlog::critical("cannot join the cluster: {}", cluster.status().ToString());
+    (void)node.Close();
+    return kExitStartFailed;
+  }
   VdiskExports exports(node.manager());
   nbd::NbdServerOptions nbd_options;
   nbd_options.tcp_listen = {options.listen_nbd};
@@ -52,7 +68,7 @@ int Run(const DaemonOptions& options) {
     return kExitStartFailed;
   }
   NodeAdminService service(reactor, node, nbd_server,
-                           NodeAddresses{options.listen_nbd, options.listen_admin});
+                           NodeAddresses{options.listen_nbd, options.listen_admin}, **cluster);
   admin::AdminHttpServerOptions admin_options;
   admin_options.host = admin_address->first;
   admin_options.port = admin_address->second;
@@ -89,6 +105,7 @@ int Run(const DaemonOptions& options) {
            node.manager().inflight_operations() == 0;
   });
   admin_stopper.join();
+  (*cluster)->Close();
   const Status closed = node.Close();
   if (!closed.ok()) {
     spdlog::error("shutdown: {}", closed.ToString());
@@ -128,6 +145,27 @@ int main(int argc, char** argv) {
                  "NBD connections served at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  app.add_option("--node-id", options.node_id,
+                 "This node's id in the cluster configuration (cluster mode)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
+  app.add_option("--zookeeper", options.zookeeper,
+                 "Join the cluster whose configuration is in this ZooKeeper ensemble "
+                 "(HOST:PORT[,HOST:PORT...]; written by `weft cluster create`). Without it weftd "
+                 "is a single node");
+  app.add_option("--zookeeper-root", options.zookeeper_root, "The cluster's znode")
+      ->capture_default_str();
+  app.add_option("--zookeeper-session-timeout-ms", options.zookeeper_session_timeout_ms,
+                 "ZooKeeper session timeout; a node whose session expires fences itself")
+      ->capture_default_str()
+      ->check(CLI::Range(2000, 60000));
+  app.add_option("--listen-rpc", options.listen_rpc,
+                 "Single node: the RPC address recorded for it (a cluster node listens on the "
+                 "address in the cluster configuration)")
+      ->capture_default_str();
+  app.add_option("--ring-tick-ms", options.ring_tick_ms, "Metadata ring timer tick")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   std::string oplog_switch = "on";
   std::string oplog_size_text = "128M";
   std::string sequential_text = "1.5M";

@@ -12,8 +12,13 @@ constexpr const char* kVersion = "0.3.0";
 }
 
 NodeAdminService::NodeAdminService(env::Reactor& reactor, StorageNode& node,
-                                   nbd::NbdServer& nbd_server, NodeAddresses addresses)
-    : reactor_(reactor), node_(node), nbd_server_(nbd_server), addresses_(std::move(addresses)) {}
+                                   nbd::NbdServer& nbd_server, NodeAddresses addresses,
+                                   ClusterNode& cluster)
+    : reactor_(reactor),
+      node_(node),
+      nbd_server_(nbd_server),
+      addresses_(std::move(addresses)),
+      cluster_(cluster) {}
 
 template <typename T>
 Result<T> NodeAdminService::OnReactor(std::function<void(std::function<void(Result<T>)>)> work) {
@@ -195,6 +200,97 @@ Status NodeAdminService::DeleteVdisk(const std::string& name) {
     }
     node_.manager().DeleteVdisk(name, std::move(done));
   });
+}
+
+// ---- Cluster and global metadata ---------------------------------------------------------------
+
+Result<admin::ClusterView> NodeAdminService::GetCluster() {
+  if (!accepting_.load()) return Status::Aborted("weftd is stopping");
+  return cluster_.View();
+}
+
+template <typename T>
+Result<T> NodeAdminService::WaitFor(std::function<void(std::function<void(Result<T>)>)> start) {
+  if (!accepting_.load()) return Status::Aborted("weftd is stopping");
+  // Shared: the store may answer after this thread gave up waiting.
+  auto promise = std::make_shared<std::promise<Result<T>>>();
+  std::future<Result<T>> future = promise->get_future();
+  start([promise](Result<T> result) { promise->set_value(std::move(result)); });
+  if (future.wait_for(kCallTimeout) != std::future_status::ready) {
+    return Status::TimedOut("the metadata store did not answer in time");
+  }
+  return future.get();
+}
+
+Result<std::string> NodeAdminService::NamespacedKey(const std::string& key) const {
+  if (key.empty()) return Status::InvalidArgument("empty metadata key");
+  if (key.size() + kMetadataNamespace.size() > metadata::kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("metadata key of {} bytes is longer than {}",
+                                               key.size(),
+                                               metadata::kMaxKeyBytes - kMetadataNamespace.size()));
+  }
+  return std::string(kMetadataNamespace) + key;
+}
+
+Result<admin::MetadataRowView> NodeAdminService::MetadataGet(const std::string& key) {
+  Result<std::string> full = NamespacedKey(key);
+  if (!full.ok()) return full.status();
+  Result<metadata::Row> row = WaitFor<metadata::Row>([&](auto done) {
+    cluster_.metadata().Get(*full, [done](Result<metadata::Row> r) { done(std::move(r)); });
+  });
+  if (!row.ok()) {
+    if (row.status().code() == StatusCode::kNotFound) {
+      return Status::NotFound(fmt::format("metadata key '{}' not found", key));
+    }
+    return row.status();
+  }
+  return admin::MetadataRowView{.key = key, .value = row->value, .version = row->version};
+}
+
+Result<uint64_t> NodeAdminService::MetadataCompareAndSet(const std::string& key,
+                                                         uint64_t expected_version,
+                                                         const std::string& value) {
+  Result<std::string> full = NamespacedKey(key);
+  if (!full.ok()) return full.status();
+  return WaitFor<uint64_t>([&](auto done) {
+    cluster_.metadata().CompareAndSet(*full, expected_version, value,
+                                      [done](Result<uint64_t> r) { done(std::move(r)); });
+  });
+}
+
+Status NodeAdminService::MetadataCompareAndDelete(const std::string& key,
+                                                  uint64_t expected_version) {
+  Result<std::string> full = NamespacedKey(key);
+  if (!full.ok()) return full.status();
+  Result<bool> deleted = WaitFor<bool>([&](auto done) {
+    cluster_.metadata().CompareAndDelete(*full, expected_version, [done](Status status) {
+      if (status.ok()) {
+        done(true);
+      } else {
+        done(std::move(status));
+      }
+    });
+  });
+  return deleted.status();
+}
+
+Result<std::vector<admin::MetadataRowView>> NodeAdminService::MetadataScan(
+    const std::string& prefix, const std::string& start_after, uint32_t limit) {
+  const std::string full_prefix = std::string(kMetadataNamespace) + prefix;
+  const std::string full_start =
+      start_after.empty() ? "" : std::string(kMetadataNamespace) + start_after;
+  Result<std::vector<metadata::Row>> rows = WaitFor<std::vector<metadata::Row>>([&](auto done) {
+    cluster_.metadata().Scan(full_prefix, full_start, limit,
+                             [done](Result<std::vector<metadata::Row>> r) { done(std::move(r)); });
+  });
+  if (!rows.ok()) return rows.status();
+  std::vector<admin::MetadataRowView> views;
+  for (metadata::Row& row : *rows) {
+    views.push_back(admin::MetadataRowView{.key = row.key.substr(kMetadataNamespace.size()),
+                                           .value = std::move(row.value),
+                                           .version = row.version});
+  }
+  return views;
 }
 
 }  // namespace weft::daemon

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "admin/admin_service.h"
+#include "daemon/cluster_node.h"
 #include "daemon/storage_node.h"
 #include "env/reactor.h"
 #include "frontend/nbd/nbd_server.h"
@@ -28,7 +29,7 @@ class NodeAdminService final : public admin::AdminService {
   static constexpr std::chrono::seconds kCallTimeout{60};
 
   NodeAdminService(env::Reactor& reactor, StorageNode& node, nbd::NbdServer& nbd_server,
-                   NodeAddresses addresses);
+                   NodeAddresses addresses, ClusterNode& cluster);
 
   // From then on every call fails with Aborted ("weftd is stopping") without touching the node.
   void Shutdown() { accepting_.store(false); }
@@ -46,6 +47,18 @@ class NodeAdminService final : public admin::AdminService {
   Result<admin::VdiskView> ResizeVdisk(const std::string& name, uint64_t size_bytes) override;
   Status DeleteVdisk(const std::string& name) override;
 
+  Result<admin::ClusterView> GetCluster() override;
+  // The operator's rows live under kMetadataNamespace in the global metadata, apart from the
+  // system's own rows.
+  Result<admin::MetadataRowView> MetadataGet(const std::string& key) override;
+  Result<uint64_t> MetadataCompareAndSet(const std::string& key, uint64_t expected_version,
+                                         const std::string& value) override;
+  Status MetadataCompareAndDelete(const std::string& key, uint64_t expected_version) override;
+  Result<std::vector<admin::MetadataRowView>> MetadataScan(const std::string& prefix,
+                                                           const std::string& start_after,
+                                                           uint32_t limit) override;
+  static constexpr std::string_view kMetadataNamespace = "kv/";
+
  private:
   // Runs `work` on the reactor; `work` must call its argument exactly once (now or later, on
   // the reactor) with the result.
@@ -57,9 +70,15 @@ class NodeAdminService final : public admin::AdminService {
   admin::ContainerView ViewOf(const vdisk::records::Container& container) const;
 
   env::Reactor& reactor_;
+  // Waits for a metadata store's completion (which runs on another thread).
+  template <typename T>
+  Result<T> WaitFor(std::function<void(std::function<void(Result<T>)>)> start);
+  Result<std::string> NamespacedKey(const std::string& key) const;
+
   StorageNode& node_;
   nbd::NbdServer& nbd_server_;
   const NodeAddresses addresses_;
+  ClusterNode& cluster_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};
 };

@@ -46,6 +46,8 @@ class StorageNode {
   const std::string& node_id() const { return node_id_; }
   const DaemonOptions& options() const { return options_; }
   vdisk::VdiskManager& manager() { return *manager_; }
+  // The node's local metadata store: the vDisks' rows, and the global metadata of a single node.
+  metadata::LocalMetadataStore& local_metadata() { return *metadata_; }
   std::vector<vdisk::NodeDisk>& disks() { return node_disks_; }
   // The Unified Cache's counters (unified_cache.h), for the admin API.
   std::map<std::string, uint64_t> CacheStats() const;
