@@ -49,6 +49,9 @@ struct SimOptions {
   int membership_changes = -1;
   FaultProfile faults;
   bool scan_absence_checks = true;
+  // Self-test of the simulator only: a crash also loses the node's completed row writes (a disk
+  // that lies about syncs), which the ring does not claim to survive, so seeds must fail.
+  bool forget_synced_rows_on_crash = false;
   bool verbose = false;  // Trace every event to `trace`.
   std::FILE* trace = stdout;
 };

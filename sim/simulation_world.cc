@@ -241,6 +241,7 @@ void RingSimulation::Crash(NodeId id) {
   Trace("crash node {} ({} pending writes lost)", id, node.writes.size());
   report_.crashes++;
   StopRingNode(node);
+  if (options_.forget_synced_rows_on_crash) node.durable.rows.clear();
   node.life = NodeLife::kCrashed;
   node.restart_tick =
       tick_ + random_.Uniform(20, std::max<uint64_t>(20, options_.faults.restart_ticks_max));
