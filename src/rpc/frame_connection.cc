@@ -22,7 +22,22 @@ FrameConnection::FrameConnection(Socket socket, FrameLimits limits, std::string 
 void FrameConnection::StartReading() {
   WEFT_ASSERT(!reading_);
   reading_ = true;
-  asio::co_spawn(executor_, ReadLoop(shared_from_this()), asio::detached);
+  Spawn(ReadLoop(shared_from_this()));
+}
+
+void FrameConnection::Spawn(asio::awaitable<void> coroutine) {
+  asio::co_spawn(executor_, std::move(coroutine),
+                 [self = shared_from_this()](const std::exception_ptr& exception) {
+                   if (exception == nullptr) return;
+                   std::string what = "unknown";
+                   try {
+                     std::rethrow_exception(exception);
+                   } catch (const std::exception& error) {
+                     what = error.what();
+                   } catch (...) {
+                   }
+                   self->Close(Status::IOError(fmt::format("unexpected exception: {}", what)));
+                 });
 }
 
 Status FrameConnection::Send(const FrameFields& fields, std::string message, std::string bulk) {
@@ -34,7 +49,7 @@ Status FrameConnection::Send(const FrameFields& fields, std::string message, std
   write_queue_.push_back({*header, std::move(message), std::move(bulk)});
   if (!writing_) {
     writing_ = true;
-    asio::co_spawn(executor_, WriteLoop(shared_from_this()), asio::detached);
+    Spawn(WriteLoop(shared_from_this()));
   }
   return Status::Ok();
 }
@@ -85,7 +100,10 @@ asio::awaitable<void> FrameConnection::ReadLoop(std::shared_ptr<FrameConnection>
       break;
     }
     status = self->ConsumeChunk(std::span(chunk).first(read_bytes));
-    if (!status.ok()) break;
+    if (!status.ok()) {
+      self->closed_for_bad_frame_ = true;
+      break;
+    }
   }
   self->Close(status);
 }

@@ -63,12 +63,17 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void Close(const Status& reason);
 
   bool closed() const { return closed_; }
+  // Closed because the peer sent a frame the decoder or OnFrame() refused.
+  bool closed_for_bad_frame() const { return closed_for_bad_frame_; }
   const std::string& peer() const { return peer_; }
   uint64_t frames_received() const { return frames_received_; }
 
  protected:
   Socket& socket() { return socket_; }
   const asio::any_io_executor& executor() const { return executor_; }
+  // Runs `coroutine` on the executor; an exception escaping it (an allocation failure, say)
+  // closes this connection with the exception as the reason instead of leaving io_context::run.
+  void Spawn(asio::awaitable<void> coroutine);
 
   // One complete, decoded frame. A non-ok result closes the connection with it as the reason.
   virtual Status OnFrame(Frame frame) = 0;
@@ -100,6 +105,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   bool reading_ = false;
   bool writing_ = false;
   bool closed_ = false;
+  bool closed_for_bad_frame_ = false;
 };
 
 }  // namespace weft::rpc

@@ -106,7 +106,7 @@ void ClientConnection::Connect() {
     connection->Close(Status::Unavailable(fmt::format(
         "cannot connect within {} ms", connection->client_->options.connect_timeout_ms)));
   });
-  asio::co_spawn(executor(), RunConnect(self()), asio::detached);
+  Spawn(RunConnect(self()));
 }
 
 asio::awaitable<void> ClientConnection::RunConnect(std::shared_ptr<ClientConnection> self) {
@@ -257,7 +257,7 @@ void ClientConnection::OnClosed(const Status& reason) {
     client.connections.erase(entry);  // The next call connects again.
   }
   connect_timer_.cancel();
-  if (!reason.ok() && reason.code() != StatusCode::kUnavailable) ++client.stats.bad_frames;
+  if (closed_for_bad_frame()) ++client.stats.bad_frames;
   Status failure;
   if (!connected_) {
     if (!reason.ok()) ++client.stats.connect_failures;

@@ -196,9 +196,8 @@ void ServerConnection::SendError(uint64_t request_id, uint16_t message_type, con
       .IgnoreError();
 }
 
-void ServerConnection::OnClosed(const Status& reason) {
-  // Socket trouble is Unavailable (frame_connection.cc); any other reason is a frame we refused.
-  if (!reason.ok() && reason.code() != StatusCode::kUnavailable) ++server_->stats.bad_frames;
+void ServerConnection::OnClosed(const Status&) {
+  if (closed_for_bad_frame()) ++server_->stats.bad_frames;
   for (auto& [request_id, request] : in_flight_) *request.abandoned = true;
   in_flight_.clear();
   server_->connections.erase(id_);
@@ -278,7 +277,16 @@ Status RpcServer::Start() {
                                        error.message()));
   }
   state_->port = acceptor.local_endpoint().port();
-  asio::co_spawn(state_->io_context, AcceptLoop(state_), asio::detached);
+  asio::co_spawn(state_->io_context, AcceptLoop(state_), [](const std::exception_ptr& exception) {
+    if (exception == nullptr) return;
+    try {
+      std::rethrow_exception(exception);
+    } catch (const std::exception& error) {
+      spdlog::error("rpc server: accepting stopped: {}", error.what());
+    } catch (...) {
+      spdlog::error("rpc server: accepting stopped: unknown exception");
+    }
+  });
   spdlog::info("rpc server: listening on {}:{}", state_->options.listen_host, state_->port);
   return Status::Ok();
 }
