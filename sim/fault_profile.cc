@@ -65,6 +65,7 @@ void SimReport::Add(const SimReport& other) {
   messages_sent += other.messages_sent;
   messages_dropped += other.messages_dropped;
   crashes += other.crashes;
+  write_errors += other.write_errors;
   partitions += other.partitions;
   clock_jumps += other.clock_jumps;
   joins += other.joins;

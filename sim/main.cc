@@ -53,6 +53,9 @@ std::string ReplayCommand(const std::string& program, const weft::sim::SimOption
   if (flags.faults != "all") command += fmt::format(" --faults {}", flags.faults);
   if (flags.membership != "auto") command += fmt::format(" --membership {}", flags.membership);
   if (flags.no_scan_absence) command += " --no-scan-absence";
+  if (options.write_error_per_mille != 0) {
+    command += fmt::format(" --write-errors {}", options.write_error_per_mille);
+  }
   return command + " --verbose";
 }
 
@@ -81,14 +84,15 @@ void PrintSummary(const weft::sim::SimReport& total, const weft::sim::SimOptions
                   const std::string& faults, uint64_t seeds, uint64_t failures, double seconds) {
   fmt::print(
       "{} seeds ({} nodes, faults {}): {} failed; operations: {} ok, {} not found, {} aborted, {} "
-      "unknown; {} scans; {} crashes, {} partitions, {} clock jumps, {} joins, {} leaves ({} keys "
+      "unknown; {} scans; {} crashes, {} write errors, {} partitions, {} clock jumps, {} joins, {} "
+      "leaves ({} keys "
       "streamed), {} epoch mismatches; {} messages ({} dropped); {} Paxos attempts; {} operations "
       "checked; {:.1f} s\n",
       seeds, options.nodes, faults, failures, total.operations_ok, total.operations_not_found,
       total.operations_aborted, total.operations_unknown, total.scans_ok, total.crashes,
-      total.partitions, total.clock_jumps, total.joins, total.leaves, total.stream_keys_repaired,
-      total.epoch_mismatches, total.messages_sent, total.messages_dropped, total.paxos_attempts,
-      total.checked_operations, seconds);
+      total.write_errors, total.partitions, total.clock_jumps, total.joins, total.leaves,
+      total.stream_keys_repaired, total.epoch_mismatches, total.messages_sent,
+      total.messages_dropped, total.paxos_attempts, total.checked_operations, seconds);
 }
 
 int Run(int argc, char** argv) {
@@ -121,6 +125,10 @@ int Run(int argc, char** argv) {
                  "Join and remove a node during the workload: auto (half the seeds), on, off")
       ->default_val(flags.membership)
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_option("--write-errors", options.write_error_per_mille,
+                 "Writes that fail, per mille (0: none; other decisions stay the same)")
+      ->default_val(0)
+      ->check(CLI::Range(0, 500));
   app.add_flag("--no-scan-absence", flags.no_scan_absence,
                "Do not check that keys a scan skipped were absent at some point of it");
   app.add_flag("--verbose", options.verbose, "Trace every event (for one seed)");

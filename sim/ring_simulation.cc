@@ -9,7 +9,9 @@
 namespace weft::sim {
 
 RingSimulation::RingSimulation(SimOptions options)
-    : options_(std::move(options)), random_(options_.seed) {}
+    : options_(std::move(options)),
+      random_(options_.seed),
+      write_error_random_(options_.seed ^ 0x5752495445455252ULL) {}
 
 RingSimulation::~RingSimulation() = default;
 

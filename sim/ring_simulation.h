@@ -174,6 +174,7 @@ class RingSimulation {
 
   SimOptions options_;
   SimRandom random_;
+  SimRandom write_error_random_;  // Only for write errors (SimOptions::write_error_per_mille).
   SimReport report_;
   uint64_t tick_ = 0;
   uint64_t event_clock_ = 0;  // Orders every invocation and response of the history.

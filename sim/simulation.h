@@ -49,6 +49,9 @@ struct SimOptions {
   int membership_changes = -1;
   FaultProfile faults;
   bool scan_absence_checks = true;
+  // Writes that fail (OnPersisted with IOError; nothing becomes durable), per mille. They draw
+  // from a PRNG stream of their own, so 0 leaves every other decision of a seed unchanged.
+  uint32_t write_error_per_mille = 0;
   // Self-test of the simulator only: a crash also loses the node's completed row writes (a disk
   // that lies about syncs), which the ring does not claim to survive, so seeds must fail.
   bool forget_synced_rows_on_crash = false;
@@ -70,6 +73,7 @@ struct SimReport {
   uint64_t messages_sent = 0;
   uint64_t messages_dropped = 0;
   uint64_t crashes = 0;
+  uint64_t write_errors = 0;
   uint64_t partitions = 0;
   uint64_t clock_jumps = 0;
   uint64_t joins = 0;

@@ -200,6 +200,14 @@ void RingSimulation::CompleteWrites() {
            node.writes.front().done_tick <= tick_) {
       PendingWrite write = std::move(node.writes.front());
       node.writes.pop_front();
+      if (options_.write_error_per_mille != 0 &&
+          write_error_random_.Chance(options_.write_error_per_mille, 1000)) {
+        report_.write_errors++;
+        Trace("write {} on node {} fails", write.persist_id, id);
+        Handle(id, node.ring_node->OnPersisted(write.persist_id,
+                                               Status::IOError("simulated write error")));
+        continue;
+      }
       if (write.row) {
         node.durable.rows[write.row->key] = write.row->state;
       } else {
