@@ -99,6 +99,15 @@ Result<uint32_t> GetUint32(const json& object, const std::string& key) {
   return static_cast<uint32_t>(value);
 }
 
+Result<bool> GetBool(const json& object, const std::string& key) {
+  WEFT_ASSIGN_OR_RETURN(const json* value, GetField(object, key));
+  if (!value->is_boolean()) {
+    return Status::InvalidArgument(
+        fmt::format("field '{}' must be true or false, got {}", key, DescribeType(*value)));
+  }
+  return value->get<bool>();
+}
+
 // {"name": n, ...}: every value a non-negative integer that fits 64 bits.
 Result<Counters> GetCounters(const json& object, const std::string& what) {
   WEFT_RETURN_IF_ERROR(CheckIsObject(object, what));
@@ -187,6 +196,36 @@ json ToJson(const NodeView& view) {
           {"cache", view.cache}};
 }
 
+json ToJson(const ClusterNodeView& view) {
+  return {{"node_id", view.node_id},
+          {"rpc_address", view.rpc_address},
+          {"admin_address", view.admin_address},
+          {"live", view.live},
+          {"ring_state", view.ring_state},
+          {"ring_tokens", view.ring_tokens}};
+}
+
+json ToJson(const ClusterView& view) {
+  json nodes = json::array();
+  for (const ClusterNodeView& node : view.nodes) nodes.push_back(ToJson(node));
+  return {{"backend", view.backend},
+          {"cluster_id", view.cluster_id},
+          {"name", view.name},
+          {"redundancy_factor", view.redundancy_factor},
+          {"ring_replicas", view.ring_replicas},
+          {"ring_epoch", view.ring_epoch},
+          {"config_version", view.config_version},
+          {"self_node_id", view.self_node_id},
+          {"fenced", view.fenced},
+          {"session", view.session},
+          {"nodes", std::move(nodes)},
+          {"ring", view.ring}};
+}
+
+json ToJson(const MetadataRowView& view) {
+  return {{"key", view.key}, {"value", view.value}, {"version", view.version}};
+}
+
 json ErrorJson(std::string_view code, std::string_view message) {
   return {{"error", {{"code", code}, {"message", message}}}};
 }
@@ -239,6 +278,15 @@ Result<ResizeVdiskRequest> ParseResizeVdiskRequest(std::string_view body) {
   WEFT_RETURN_IF_ERROR(CheckOnlyFields(object, {"size_bytes"}));
   ResizeVdiskRequest request;
   WEFT_ASSIGN_OR_RETURN(request.size_bytes, GetUint64(object, "size_bytes"));
+  return request;
+}
+
+Result<MetadataPutRequest> ParseMetadataPutRequest(std::string_view body) {
+  WEFT_ASSIGN_OR_RETURN(json object, ParseRequestObject(body));
+  WEFT_RETURN_IF_ERROR(CheckOnlyFields(object, {"value", "expected_version"}));
+  MetadataPutRequest request;
+  WEFT_ASSIGN_OR_RETURN(request.value, GetString(object, "value"));
+  WEFT_ASSIGN_OR_RETURN(request.expected_version, GetUint64(object, "expected_version"));
   return request;
 }
 
@@ -303,6 +351,53 @@ Result<NodeView> NodeViewFromJson(const json& object) {
     view.disks.push_back(std::move(disk_view));
   }
   WEFT_ASSIGN_OR_RETURN(view.cache, GetOptionalCounters(object, "cache"));
+  return view;
+}
+
+Result<ClusterNodeView> ClusterNodeViewFromJson(const json& object) {
+  WEFT_RETURN_IF_ERROR(CheckIsObject(object, "cluster node"));
+  ClusterNodeView view;
+  WEFT_ASSIGN_OR_RETURN(view.node_id, GetUint32(object, "node_id"));
+  WEFT_ASSIGN_OR_RETURN(view.rpc_address, GetString(object, "rpc_address"));
+  WEFT_ASSIGN_OR_RETURN(view.admin_address, GetString(object, "admin_address"));
+  WEFT_ASSIGN_OR_RETURN(view.live, GetBool(object, "live"));
+  WEFT_ASSIGN_OR_RETURN(view.ring_state, GetString(object, "ring_state"));
+  WEFT_ASSIGN_OR_RETURN(view.ring_tokens, GetUint32(object, "ring_tokens"));
+  return view;
+}
+
+Result<ClusterView> ClusterViewFromJson(const json& object) {
+  WEFT_RETURN_IF_ERROR(CheckIsObject(object, "cluster"));
+  ClusterView view;
+  WEFT_ASSIGN_OR_RETURN(view.backend, GetString(object, "backend"));
+  WEFT_ASSIGN_OR_RETURN(view.cluster_id, GetString(object, "cluster_id"));
+  WEFT_ASSIGN_OR_RETURN(view.name, GetString(object, "name"));
+  WEFT_ASSIGN_OR_RETURN(view.redundancy_factor, GetUint32(object, "redundancy_factor"));
+  WEFT_ASSIGN_OR_RETURN(view.ring_replicas, GetUint32(object, "ring_replicas"));
+  WEFT_ASSIGN_OR_RETURN(view.ring_epoch, GetUint64(object, "ring_epoch"));
+  WEFT_ASSIGN_OR_RETURN(view.config_version, GetUint64(object, "config_version"));
+  WEFT_ASSIGN_OR_RETURN(view.self_node_id, GetUint32(object, "self_node_id"));
+  WEFT_ASSIGN_OR_RETURN(view.fenced, GetBool(object, "fenced"));
+  WEFT_ASSIGN_OR_RETURN(view.session, GetString(object, "session"));
+  WEFT_ASSIGN_OR_RETURN(const json* nodes, GetField(object, "nodes"));
+  if (!nodes->is_array()) {
+    return Status::InvalidArgument(
+        fmt::format("field 'nodes' must be an array, got {}", DescribeType(*nodes)));
+  }
+  for (const json& node : *nodes) {
+    WEFT_ASSIGN_OR_RETURN(ClusterNodeView node_view, ClusterNodeViewFromJson(node));
+    view.nodes.push_back(std::move(node_view));
+  }
+  WEFT_ASSIGN_OR_RETURN(view.ring, GetOptionalCounters(object, "ring"));
+  return view;
+}
+
+Result<MetadataRowView> MetadataRowViewFromJson(const json& object) {
+  WEFT_RETURN_IF_ERROR(CheckIsObject(object, "metadata row"));
+  MetadataRowView view;
+  WEFT_ASSIGN_OR_RETURN(view.key, GetString(object, "key"));
+  WEFT_ASSIGN_OR_RETURN(view.value, GetString(object, "value"));
+  WEFT_ASSIGN_OR_RETURN(view.version, GetUint64(object, "version"));
   return view;
 }
 

@@ -22,6 +22,11 @@ nlohmann::json ToJson(const ContainerView& view);
 nlohmann::json ToJson(const VdiskView& view);
 nlohmann::json ToJson(const DiskView& view);
 nlohmann::json ToJson(const NodeView& view);
+nlohmann::json ToJson(const ClusterNodeView& view);
+nlohmann::json ToJson(const ClusterView& view);
+// {"key":..., "value":..., "version":...}. The API carries keys and values as JSON strings, so
+// bytes that are not UTF-8 come out as U+FFFD (docs/admin-api.md).
+nlohmann::json ToJson(const MetadataRowView& view);
 
 // {"error":{"code":CODE,"message":MESSAGE}}: every error answer of the API has this form.
 nlohmann::json ErrorJson(std::string_view code, std::string_view message);
@@ -48,6 +53,12 @@ struct ResizeVdiskRequest {
 Result<CreateContainerRequest> ParseCreateContainerRequest(std::string_view body);
 Result<CreateVdiskRequest> ParseCreateVdiskRequest(std::string_view body);
 Result<ResizeVdiskRequest> ParseResizeVdiskRequest(std::string_view body);
+// PUT /api/v1/metadata/{key}: both fields required; expected_version 0 creates the row.
+struct MetadataPutRequest {
+  std::string value;
+  uint64_t expected_version = 0;
+};
+Result<MetadataPutRequest> ParseMetadataPutRequest(std::string_view body);
 
 // Answers, for clients (the CLI). These are lenient about unknown fields, so that an older client
 // still reads a newer server, but every field the view has must be present with its type. The
@@ -57,5 +68,9 @@ Result<ContainerView> ContainerViewFromJson(const nlohmann::json& json);
 Result<VdiskView> VdiskViewFromJson(const nlohmann::json& json);
 Result<DiskView> DiskViewFromJson(const nlohmann::json& json);
 Result<NodeView> NodeViewFromJson(const nlohmann::json& json);
+// A cluster view's "ring" counters are optional, as the node's "cache" is.
+Result<ClusterNodeView> ClusterNodeViewFromJson(const nlohmann::json& json);
+Result<ClusterView> ClusterViewFromJson(const nlohmann::json& json);
+Result<MetadataRowView> MetadataRowViewFromJson(const nlohmann::json& json);
 
 }  // namespace weft::admin

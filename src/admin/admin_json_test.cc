@@ -205,5 +205,67 @@ TEST(AdminJsonTest, ErrorJsonHasCodeAndMessage) {
             R"({"error":{"code":"NotFound","message":"vdisk 'x' not found"}})");
 }
 
+TEST(AdminJsonTest, MetadataPutRequestNeedsValueAndVersion) {
+  Result<MetadataPutRequest> request =
+      ParseMetadataPutRequest(R"({"value":"x","expected_version":18446744073709551615})");
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  EXPECT_EQ(request->value, "x");
+  EXPECT_EQ(request->expected_version, UINT64_MAX);
+  EXPECT_NE(ErrorOf(ParseMetadataPutRequest(R"({"value":"x"})")).find("'expected_version'"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(ParseMetadataPutRequest(R"({"value":null,"expected_version":0})"))
+                .find("'value' must be a string"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(ParseMetadataPutRequest(R"(["x",0])")).find("must be a JSON object"),
+            std::string::npos);
+}
+
+TEST(AdminJsonTest, ClusterViewRoundTripsAndItsRingCountersAreOptional) {
+  ClusterView view;
+  view.backend = "zookeeper";
+  view.cluster_id = "c";
+  view.redundancy_factor = 3;
+  view.ring_replicas = 5;
+  view.ring_epoch = 7;
+  view.config_version = 4;
+  view.self_node_id = 2;
+  view.fenced = true;
+  view.session = "expired";
+  view.nodes.push_back({.node_id = 2,
+                        .rpc_address = "h:1",
+                        .admin_address = "h:2",
+                        .live = true,
+                        .ring_state = "joining",
+                        .ring_tokens = 16});
+  view.ring = {{"operations", 9}};
+  json text = ToJson(view);
+  Result<ClusterView> parsed = ClusterViewFromJson(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(ToJson(*parsed), text);
+
+  text.erase("ring");
+  parsed = ClusterViewFromJson(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_TRUE(parsed->ring.empty());
+
+  text["fenced"] = "no";
+  EXPECT_NE(ErrorOf(ClusterViewFromJson(text)).find("'fenced' must be true or false"),
+            std::string::npos);
+  text["fenced"] = false;
+  text["nodes"][0].erase("live");
+  EXPECT_NE(ErrorOf(ClusterViewFromJson(text)).find("'live'"), std::string::npos);
+  text["nodes"] = json::object();
+  EXPECT_NE(ErrorOf(ClusterViewFromJson(text)).find("'nodes' must be an array"), std::string::npos);
+}
+
+TEST(AdminJsonTest, MetadataRowViewNeedsEveryField) {
+  Result<MetadataRowView> row =
+      MetadataRowViewFromJson(json{{"key", "k"}, {"value", ""}, {"version", 3u}});
+  ASSERT_TRUE(row.ok()) << row.status().ToString();
+  EXPECT_EQ(row->version, 3u);
+  EXPECT_NE(ErrorOf(MetadataRowViewFromJson(json{{"key", "k"}, {"value", ""}})).find("'version'"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace weft::admin

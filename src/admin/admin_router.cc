@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
 #include <exception>
+#include <limits>
+#include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -15,19 +20,28 @@ using nlohmann::json;
 
 enum class Route {
   kUnknown,
-  kHealth,      // /healthz
-  kNode,        // /api/v1/node
-  kContainers,  // /api/v1/containers
-  kContainer,   // /api/v1/containers/{name}
-  kVdisks,      // /api/v1/vdisks
-  kVdisk,       // /api/v1/vdisks/{name}
-  kVdiskResize  // /api/v1/vdisks/{name}/resize
+  kHealth,       // /healthz
+  kNode,         // /api/v1/node
+  kContainers,   // /api/v1/containers
+  kContainer,    // /api/v1/containers/{name}
+  kVdisks,       // /api/v1/vdisks
+  kVdisk,        // /api/v1/vdisks/{name}
+  kVdiskResize,  // /api/v1/vdisks/{name}/resize
+  kCluster,      // /api/v1/cluster
+  kMetadata,     // /api/v1/metadata (scan)
+  kMetadataRow   // /api/v1/metadata/{key}
 };
 
 struct RouteMatch {
   Route route = Route::kUnknown;
-  std::string name;  // The {name} segment, for the routes that have one.
+  std::string name;  // The {name} segment (the row's key for kMetadataRow).
 };
+
+// The scan size when the client gives no limit: a page a terminal can show.
+constexpr uint32_t kScanDefaultRows = 100;
+
+// A request's query parameters, percent-decoded, in the order sent.
+using QueryParameters = std::map<std::string, std::string>;
 
 // The JSON text of `value`. Invalid UTF-8 (a name decoded from a path like /vdisks/%FF ends up
 // in error messages) is replaced instead of making dump() throw.
@@ -62,6 +76,31 @@ Result<std::string> PercentDecode(std::string_view segment) {
   return decoded;
 }
 
+// "a=1&b=x%20y" -> {a: "1", b: "x y"}. '+' is a space, as in HTML forms (curl --data-urlencode
+// and Python's urlencode send it so); a literal '+' travels as %2B. A parameter without '=', an
+// empty name or a repeated name is InvalidArgument: guessing what was meant would hide a mistake.
+Result<QueryParameters> ParseQuery(std::string_view query) {
+  QueryParameters parameters;
+  while (!query.empty()) {
+    const size_t end = query.find('&');
+    std::string_view pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
+    const size_t equals = pair.find('=');
+    if (equals == std::string_view::npos || equals == 0) {
+      return Status::InvalidArgument(
+          fmt::format("malformed query parameter '{}': expected NAME=VALUE", pair));
+    }
+    std::string plus_as_space(pair.substr(equals + 1));
+    std::replace(plus_as_space.begin(), plus_as_space.end(), '+', ' ');
+    WEFT_ASSIGN_OR_RETURN(std::string name, PercentDecode(pair.substr(0, equals)));
+    WEFT_ASSIGN_OR_RETURN(std::string value, PercentDecode(plus_as_space));
+    if (!parameters.emplace(name, std::move(value)).second) {
+      return Status::InvalidArgument(fmt::format("query parameter '{}' is repeated", name));
+    }
+  }
+  return parameters;
+}
+
 // "/api/v1/vdisks/a%2Fb" -> {"api", "v1", "vdisks", "a/b"}. Empty segments (a doubled or trailing
 // slash) are kept, so that such a path matches no route instead of a different one.
 Result<std::vector<std::string>> SplitPath(std::string_view path) {
@@ -86,7 +125,16 @@ RouteMatch MatchRoute(const std::vector<std::string>& segments) {
     if (collection == "node") return {Route::kNode, ""};
     if (collection == "containers") return {Route::kContainers, ""};
     if (collection == "vdisks") return {Route::kVdisks, ""};
+    if (collection == "cluster") return {Route::kCluster, ""};
+    if (collection == "metadata") return {Route::kMetadata, ""};
     return {};
+  }
+  if (collection == "metadata") {
+    // A key may hold '/', sent as is or as %2F: the key is the whole rest of the path.
+    std::string key = segments[3];
+    for (size_t i = 4; i < segments.size(); ++i) key += "/" + segments[i];
+    if (key.empty()) return {};
+    return {Route::kMetadataRow, std::move(key)};
   }
   const std::string& name = segments[3];
   if (name.empty()) return {};
@@ -102,7 +150,11 @@ std::string_view AllowedMethods(Route route) {
   switch (route) {
     case Route::kHealth:
     case Route::kNode:
+    case Route::kCluster:
+    case Route::kMetadata:
       return "GET";
+    case Route::kMetadataRow:
+      return "GET, PUT, DELETE";
     case Route::kContainers:
     case Route::kVdisks:
       return "GET, POST";
@@ -126,6 +178,52 @@ bool IsAllowed(Route route, std::string_view method) {
     start = end + 2;
   }
   return false;
+}
+
+// The query parameters `method` on `route` accepts; every other one is refused.
+std::vector<std::string_view> AcceptedParameters(Route route, std::string_view method) {
+  if (route == Route::kMetadata) return {"prefix", "start_after", "limit"};
+  if (route == Route::kMetadataRow && method == "DELETE") return {"expected_version"};
+  return {};
+}
+
+Status CheckParameters(const QueryParameters& parameters,
+                       const std::vector<std::string_view>& accepted) {
+  for (const auto& [name, value] : parameters) {
+    if (std::find(accepted.begin(), accepted.end(), name) != accepted.end()) continue;
+    std::string expected;
+    for (std::string_view known : accepted)
+      expected += (expected.empty() ? "" : ", ") + std::string(known);
+    return Status::InvalidArgument(
+        fmt::format("unknown query parameter '{}' (expected: {})", name, expected));
+  }
+  return Status::Ok();
+}
+
+// A decimal integer query parameter: `fallback` when absent, InvalidArgument when it is not a
+// number that fits.
+template <typename T>
+Result<T> IntegerParameter(const QueryParameters& parameters, const std::string& name,
+                           std::optional<T> fallback) {
+  auto it = parameters.find(name);
+  if (it == parameters.end()) {
+    if (fallback.has_value()) return *fallback;
+    return Status::InvalidArgument(fmt::format("missing required query parameter '{}'", name));
+  }
+  const std::string& text = it->second;
+  T value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return Status::InvalidArgument(
+        fmt::format("query parameter '{}' must be an integer from 0 to {}, got '{}'", name,
+                    std::numeric_limits<T>::max(), text));
+  }
+  return value;
+}
+
+std::string ParameterOr(const QueryParameters& parameters, const std::string& name) {
+  auto it = parameters.find(name);
+  return it == parameters.end() ? std::string() : it->second;
 }
 
 HttpReply ErrorReply(const Status& status) {
@@ -153,9 +251,36 @@ HttpReply DeleteReply(const Status& status) {
   return {204, "", ""};
 }
 
+HttpReply MetadataScanReply(AdminService& service, const QueryParameters& parameters) {
+  Result<uint32_t> limit =
+      IntegerParameter<uint32_t>(parameters, "limit", std::optional<uint32_t>(kScanDefaultRows));
+  if (!limit.ok()) return ErrorReply(limit.status());
+  return ListReply(service.MetadataScan(ParameterOr(parameters, "prefix"),
+                                        ParameterOr(parameters, "start_after"), *limit),
+                   "rows");
+}
+
+HttpReply MetadataRowReply(AdminService& service, std::string_view method, const std::string& key,
+                           const QueryParameters& parameters, std::string_view body) {
+  if (method == "GET") return ViewReply(service.MetadataGet(key), 200);
+  if (method == "DELETE") {
+    Result<uint64_t> version =
+        IntegerParameter<uint64_t>(parameters, "expected_version", std::nullopt);
+    if (!version.ok()) return ErrorReply(version.status());
+    return DeleteReply(service.MetadataCompareAndDelete(key, *version));
+  }
+  WEFT_ASSERT(method == "PUT");
+  Result<MetadataPutRequest> request = ParseMetadataPutRequest(body);
+  if (!request.ok()) return ErrorReply(request.status());
+  Result<uint64_t> version =
+      service.MetadataCompareAndSet(key, request->expected_version, request->value);
+  if (!version.ok()) return ErrorReply(version.status());
+  return {200, Dump(ToJson(MetadataRowView{key, request->value, *version})), ""};
+}
+
 // Serves a request whose method the route accepts (HEAD already turned into GET).
 HttpReply Dispatch(AdminService& service, std::string_view method, const RouteMatch& match,
-                   std::string_view body) {
+                   const QueryParameters& parameters, std::string_view body) {
   const bool get = method == "GET";
   switch (match.route) {
     case Route::kHealth:
@@ -186,6 +311,12 @@ HttpReply Dispatch(AdminService& service, std::string_view method, const RouteMa
       if (!request.ok()) return ErrorReply(request.status());
       return ViewReply(service.ResizeVdisk(match.name, request->size_bytes), 200);
     }
+    case Route::kCluster:
+      return ViewReply(service.GetCluster(), 200);
+    case Route::kMetadata:
+      return MetadataScanReply(service, parameters);
+    case Route::kMetadataRow:
+      return MetadataRowReply(service, method, match.name, parameters, body);
     case Route::kUnknown:
       break;
   }
@@ -195,13 +326,8 @@ HttpReply Dispatch(AdminService& service, std::string_view method, const RouteMa
 
 HttpReply RouteRequestOrThrow(AdminService& service, std::string_view method,
                               std::string_view target, std::string_view body) {
-  // No route takes query parameters; ignoring one (say ?force=1) would hide a mistake.
   const size_t query = target.find('?');
-  if (query != std::string_view::npos) {
-    return ErrorReply(Status::InvalidArgument(
-        fmt::format("the API takes no query parameters ('{}')", target.substr(query))));
-  }
-  const std::string_view path = target;
+  const std::string_view path = target.substr(0, query);
   Result<std::vector<std::string>> segments = SplitPath(path);
   if (!segments.ok()) return ErrorReply(segments.status());
   RouteMatch match = MatchRoute(*segments);
@@ -217,13 +343,28 @@ HttpReply RouteRequestOrThrow(AdminService& service, std::string_view method,
                       fmt::format("{} is not allowed on {} (allowed: {})", method, path, allow)),
             allow};
   }
+  // Only the routes that document parameters take them; ignoring one (say ?force=1) would hide
+  // a mistake.
+  const std::vector<std::string_view> accepted = AcceptedParameters(match.route, method);
+  QueryParameters parameters;
+  if (query != std::string_view::npos && accepted.empty()) {
+    return ErrorReply(Status::InvalidArgument(
+        fmt::format("{} {} takes no query parameters ('{}')", method, path, target.substr(query))));
+  }
+  if (query != std::string_view::npos) {
+    Result<QueryParameters> parsed = ParseQuery(target.substr(query + 1));
+    if (!parsed.ok()) return ErrorReply(parsed.status());
+    Status checked = CheckParameters(*parsed, accepted);
+    if (!checked.ok()) return ErrorReply(checked);
+    parameters = std::move(*parsed);
+  }
   // A body where none is read is most likely a mistake (say {"force":true} on a DELETE), and
   // ignoring it would hide that.
   if (!body.empty() && (method == "GET" || method == "DELETE")) {
     return ErrorReply(Status::InvalidArgument(
         fmt::format("{} {} takes no request body ({} bytes sent)", method, path, body.size())));
   }
-  return Dispatch(service, method, match, body);
+  return Dispatch(service, method, match, parameters, body);
 }
 
 }  // namespace

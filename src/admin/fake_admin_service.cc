@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "metadata/metadata_store.h"
+
 namespace weft::admin {
 namespace {
 
@@ -50,9 +52,46 @@ Status ValidateSize(uint64_t size_bytes) {
   return Status::Ok();
 }
 
+// What MetadataStore refuses with InvalidArgument (metadata_store.h).
+Status ValidateMetadataKey(const std::string& key) {
+  if (key.empty() || key.size() > metadata::kMaxKeyBytes) {
+    return Status::InvalidArgument(fmt::format("invalid metadata key: {} bytes, must be 1 to {}",
+                                               key.size(), metadata::kMaxKeyBytes));
+  }
+  return Status::Ok();
+}
+
+Status VersionConflict(uint64_t expected_version, uint64_t found_version) {
+  return Status::Aborted(
+      fmt::format("version conflict: expected {}, found {}", expected_version, found_version));
+}
+
 }  // namespace
 
-FakeAdminService::FakeAdminService() : cache_(FakeCacheCounters()) {
+ClusterView FakeAdminService::FakeClusterView() {
+  ClusterView cluster;
+  cluster.backend = "zookeeper";
+  cluster.cluster_id = "8a3f6c2e-1d4b-4e5f-9a7b-3c2d1e0f9a8b";
+  cluster.name = "fake";
+  cluster.redundancy_factor = 2;
+  cluster.ring_replicas = 3;
+  cluster.ring_epoch = 1;
+  cluster.config_version = 0;
+  cluster.self_node_id = 1;
+  cluster.session = "connected";
+  for (uint32_t id = 1; id <= 3; ++id) {
+    cluster.nodes.push_back({.node_id = id,
+                             .rpc_address = fmt::format("127.0.0.1:710{}", id),
+                             .admin_address = fmt::format("127.0.0.1:944{}", id),
+                             .live = true,
+                             .ring_state = "normal",
+                             .ring_tokens = 16});
+  }
+  cluster.ring = {{"operations", 42}, {"attempts", 45}};
+  return cluster;
+}
+
+FakeAdminService::FakeAdminService() : cache_(FakeCacheCounters()), cluster_(FakeClusterView()) {
   container_replication_factors_["default"] = 1;
 }
 
@@ -78,6 +117,16 @@ void FakeAdminService::SetVdiskStats(const std::string& vdisk, CounterGroups sta
 void FakeAdminService::SetCacheStats(Counters cache) {
   std::lock_guard lock(mutex_);
   cache_ = std::move(cache);
+}
+
+void FakeAdminService::SetCluster(ClusterView cluster) {
+  std::lock_guard lock(mutex_);
+  cluster_ = std::move(cluster);
+}
+
+void FakeAdminService::FailClusterCalls(std::optional<Status> failure) {
+  std::lock_guard lock(mutex_);
+  cluster_failure_ = std::move(failure);
 }
 
 uint64_t FakeAdminService::call_count() {
@@ -239,6 +288,73 @@ Status FakeAdminService::DeleteVdisk(const std::string& name) {
   }
   vdisks_.erase(it);
   return Status::Ok();
+}
+
+Result<ClusterView> FakeAdminService::GetCluster() {
+  std::lock_guard lock(mutex_);
+  WEFT_RETURN_IF_ERROR(BeginCall());
+  if (cluster_failure_.has_value()) return *cluster_failure_;
+  return cluster_;
+}
+
+Result<MetadataRowView> FakeAdminService::MetadataGet(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  WEFT_RETURN_IF_ERROR(BeginCall());
+  WEFT_RETURN_IF_ERROR(ValidateMetadataKey(key));
+  auto it = rows_.find(key);
+  if (it == rows_.end()) return Status::NotFound(fmt::format("metadata row '{}' not found", key));
+  return it->second;
+}
+
+Result<uint64_t> FakeAdminService::MetadataCompareAndSet(const std::string& key,
+                                                         uint64_t expected_version,
+                                                         const std::string& value) {
+  std::lock_guard lock(mutex_);
+  WEFT_RETURN_IF_ERROR(BeginCall());
+  WEFT_RETURN_IF_ERROR(ValidateMetadataKey(key));
+  if (value.size() > metadata::kMaxValueBytes) {
+    return Status::InvalidArgument(fmt::format("metadata value of {} bytes is over the {} allowed",
+                                               value.size(), metadata::kMaxValueBytes));
+  }
+  auto it = rows_.find(key);
+  const uint64_t found_version = it == rows_.end() ? 0 : it->second.version;
+  if (found_version != expected_version) return VersionConflict(expected_version, found_version);
+  MetadataRowView& row = rows_[key];
+  row = {key, value, found_version + 1};
+  WEFT_ASSERT(row.version >= 1);
+  return row.version;
+}
+
+Status FakeAdminService::MetadataCompareAndDelete(const std::string& key,
+                                                  uint64_t expected_version) {
+  std::lock_guard lock(mutex_);
+  WEFT_RETURN_IF_ERROR(BeginCall());
+  WEFT_RETURN_IF_ERROR(ValidateMetadataKey(key));
+  auto it = rows_.find(key);
+  const uint64_t found_version = it == rows_.end() ? 0 : it->second.version;
+  if (found_version != expected_version) return VersionConflict(expected_version, found_version);
+  // Deleting an absent row at version 0 is the conflict-free no-op MetadataStore allows.
+  if (it != rows_.end()) rows_.erase(it);
+  return Status::Ok();
+}
+
+Result<std::vector<MetadataRowView>> FakeAdminService::MetadataScan(const std::string& prefix,
+                                                                    const std::string& start_after,
+                                                                    uint32_t limit) {
+  std::lock_guard lock(mutex_);
+  WEFT_RETURN_IF_ERROR(BeginCall());
+  if (limit == 0 || limit > metadata::kMaxScanRows) {
+    return Status::InvalidArgument(
+        fmt::format("invalid scan limit {}: must be 1 to {}", limit, metadata::kMaxScanRows));
+  }
+  std::vector<MetadataRowView> rows;
+  auto it = start_after.empty() || start_after < prefix ? rows_.lower_bound(prefix)
+                                                        : rows_.upper_bound(start_after);
+  for (; it != rows_.end() && rows.size() < limit && it->first.starts_with(prefix); ++it) {
+    rows.push_back(it->second);
+  }
+  WEFT_ASSERT(rows.size() <= limit);
+  return rows;
 }
 
 }  // namespace weft::admin

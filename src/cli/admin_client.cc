@@ -143,6 +143,12 @@ ApiAnswer AdminClient::Post(const std::string& path, const json& body) {
                     "application/json"));
 }
 
+ApiAnswer AdminClient::Put(const std::string& path, const json& body) {
+  return Interpret(address_, client_->Put(path.c_str(),
+                                          body.dump(-1, ' ', false, json::error_handler_t::replace),
+                                          "application/json"));
+}
+
 ApiAnswer AdminClient::Delete(const std::string& path) {
   return Interpret(address_, client_->Delete(path.c_str()));
 }

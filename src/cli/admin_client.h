@@ -56,9 +56,10 @@ class AdminClient {
   AdminClient(const AdminClient&) = delete;
   AdminClient& operator=(const AdminClient&) = delete;
 
-  // `path` is absolute ("/api/v1/vdisks/vm1"), with names already encoded.
+  // `path` is absolute ("/api/v1/vdisks/vm1"), with names and query values already encoded.
   ApiAnswer Get(const std::string& path);
   ApiAnswer Post(const std::string& path, const nlohmann::json& body);
+  ApiAnswer Put(const std::string& path, const nlohmann::json& body);
   ApiAnswer Delete(const std::string& path);
 
  private:

@@ -29,6 +29,8 @@ using Action = std::function<ExitCode()>;
 void AddStatusCommand(CLI::App& app, const GlobalOptions& options, Action& action);
 void AddContainerCommands(CLI::App& app, const GlobalOptions& options, Action& action);
 void AddVdiskCommands(CLI::App& app, const GlobalOptions& options, Action& action);
+void AddMetaCommands(CLI::App& app, const GlobalOptions& options, Action& action);
+void AddClusterCommands(CLI::App& app, const GlobalOptions& options, Action& action);
 
 // CLI11 checks for --admin (and WEFT_ADMIN) and for sizes; a size option is rewritten to its
 // number of bytes, so it can be bound to a uint64_t.

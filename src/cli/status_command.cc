@@ -1,5 +1,6 @@
-// weft status: the node, its NBD and admin addresses, counts, a cache summary, and one line per
-// disk.
+// weft status: the node, its NBD and admin addresses, counts, a cache summary, one line per
+// disk, and the cluster as this node sees it (backend, live nodes, ring epoch, fencing, and one
+// line per node).
 #include <fmt/format.h>
 
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "base/size_format.h"
+#include "cli/cluster_render.h"
 #include "cli/commands.h"
 #include "cli/table.h"
 
@@ -38,6 +40,45 @@ std::string CacheSummary(const admin::Counters& cache) {
                      ssd_bytes == 0 ? "no SSD tier" : "SSD tier " + FormatSize(ssd_bytes));
 }
 
+std::string RenderDisks(const admin::NodeView& node) {
+  using Align = Table::Align;
+  Table disks({{"DISK"},
+               {"UUID"},
+               {"SIZE", Align::kRight},
+               {"USED", Align::kRight},
+               {"FREE", Align::kRight},
+               {"EGROUPS", Align::kRight},
+               {"STATE"}});
+  for (const admin::DiskView& disk : node.disks) {
+    disks.AddRow({disk.path, disk.uuid, FormatSize(disk.size_bytes), FormatSize(disk.used_bytes),
+                  FormatSize(disk.free_bytes), std::to_string(disk.egroups), disk.state});
+  }
+  return disks.Render();
+}
+
+// The cluster fields of `weft status`. A weftd that cannot say (an older one, a ZooKeeper call
+// that failed) gets one line saying why: the node's own status is still worth printing.
+std::vector<std::pair<std::string, std::string>> ClusterFields(
+    const Result<admin::ClusterView>& cluster) {
+  if (!cluster.ok()) return {{"Cluster", "unknown (" + cluster.status().message() + ")"}};
+  if (cluster->backend == "local") return {{"Cluster", "single node (local backend)"}};
+  return {
+      {"Cluster",
+       fmt::format("'{}' ({}), backend {}", cluster->name, cluster->cluster_id, cluster->backend)},
+      {"Nodes", LiveNodesSummary(*cluster)},
+      {"Ring", fmt::format("epoch {}, RF {} ({} replicas per row)", cluster->ring_epoch,
+                           cluster->redundancy_factor, cluster->ring_replicas)},
+      {"Session", fmt::format("{}, {}", cluster->session,
+                              cluster->fenced ? "FENCED (serves no writes)" : "not fenced")},
+  };
+}
+
+Result<admin::ClusterView> FetchCluster(AdminClient& client) {
+  ApiAnswer answer = client.Get("/api/v1/cluster");
+  if (!answer.ok()) return Status::Unavailable(answer.error_message);
+  return admin::ClusterViewFromJson(answer.body);
+}
+
 ExitCode RunStatus(const GlobalOptions& options) {
   AdminClient client = MakeClient(options);
   ApiAnswer answer = client.Get("/api/v1/node");
@@ -61,33 +102,25 @@ ExitCode RunStatus(const GlobalOptions& options) {
   };
   // A weftd from before the cache counters sends none: no line rather than a line of zeros.
   if (!node->cache.empty()) fields.emplace_back("Cache", CacheSummary(node->cache));
+  const Result<admin::ClusterView> cluster = FetchCluster(client);
+  for (auto& field : ClusterFields(cluster)) fields.push_back(std::move(field));
   std::cout << RenderFields(fields) << "\n";
   if (node->disks.empty()) {
     std::cout << "No disks.\n";
-    return ExitCode::kOk;
+  } else {
+    std::cout << RenderDisks(*node);
   }
-  using Align = Table::Align;
-  Table disks({{"DISK"},
-               {"UUID"},
-               {"SIZE", Align::kRight},
-               {"USED", Align::kRight},
-               {"FREE", Align::kRight},
-               {"EGROUPS", Align::kRight},
-               {"STATE"}});
-  for (const admin::DiskView& disk : node->disks) {
-    disks.AddRow({disk.path, disk.uuid, FormatSize(disk.size_bytes), FormatSize(disk.used_bytes),
-                  FormatSize(disk.free_bytes), std::to_string(disk.egroups), disk.state});
+  if (cluster.ok() && cluster->backend != "local") {
+    std::cout << "\n" << RenderClusterNodes(*cluster);
   }
-  std::cout << disks.Render();
   return ExitCode::kOk;
 }
-
 }  // namespace
 
 void AddStatusCommand(CLI::App& app, const GlobalOptions& options, Action& action) {
   CLI::App* status = app.add_subcommand(
       "status",
-      "Show the node: id, version, uptime, NBD and admin addresses, counts, cache, disks");
+      "Show the node (id, version, uptime, addresses, counts, cache, disks) and its cluster");
   status->callback([&options, &action] { action = [&options] { return RunStatus(options); }; });
 }
 
