@@ -546,3 +546,51 @@ def run_test(main, *, description="", weftd_args=()):
         shutil.rmtree(work_dir, ignore_errors=True)
     log(f"{test_name}: {'FAILED' if failed else 'PASSED'}")
     sys.exit(1 if failed else 0)
+
+
+# ---- Cluster tests (it_cluster*.py): admin API calls with any method, metadata keys, crc32c.
+
+def admin_request(address, method, path, body=None, timeout_s=30):
+    """One admin API call to HOST:PORT. Returns (HTTP status, parsed JSON body or None); an
+    error answer (4xx/5xx) is returned, not raised. `body` is sent as JSON when given."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with _http.open(request, timeout=timeout_s) as response:
+            text = response.read().decode()
+            return response.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as error:
+        text = error.read().decode()
+        try:
+            return error.code, json.loads(text)
+        except json.JSONDecodeError:
+            return error.code, {"error": {"code": "NotJson", "message": text}}
+
+
+def metadata_path(key):
+    """The admin API path of a metadata row: every byte of the key but unreserved ones encoded."""
+    return "/api/v1/metadata/" + urllib.parse.quote(key, safe="")
+
+
+def _crc32c_table():
+    table = []
+    for index in range(256):
+        crc = index
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """The standard CRC-32C (Castagnoli) of `data`, as src/base/crc32c.h computes it:
+    crc32c(b"123456789") == 0xE3069283."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
