@@ -284,19 +284,27 @@ def bad_rpc_input(nodes, expected):
     log("f. garbage, oversized and corrupt frames on node 2's RPC port")
     target = nodes[1]
     message = b"\x08\x01\x12\x03abc"
+    # (what, bytes sent, the reason the node must log for closing the connection)
     cases = [
-        ("garbage bytes", b"GARBAGE!" * 512),
-        ("a header announcing a 4 GiB message", rpc_header(message_bytes=0xFFFFFFFF)),
+        ("garbage bytes", b"GARBAGE!" * 512, "bad magic"),
+        ("a header announcing a 4 GiB message", rpc_header(message_bytes=0xFFFFFFFF),
+         "message of 4294967295 bytes exceeds the limit"),
         ("a header with a bad crc", rpc_header(message_bytes=len(message),
                                                message_crc=crc32c(message),
-                                               break_header_crc=True) + message),
+                                               break_header_crc=True) + message,
+         "header crc32c mismatch"),
         ("a message with a bad crc", rpc_header(message_bytes=len(message),
-                                                message_crc=crc32c(message) ^ 1) + message),
-        ("a header with unknown flags", rpc_header(flags=0x80)),
+                                                message_crc=crc32c(message) ^ 1) + message,
+         "message crc32c mismatch"),
+        ("a header with unknown flags", rpc_header(flags=0x80), "unknown flag bits 0x80"),
     ]
-    for what, payload in cases:
+    for what, payload, reason in cases:
         send_and_expect_close(target.rpc_address, payload, what)
         target.daemon.check_alive(f"{what} on its RPC port")
+        # The connection was closed for this frame's fault, not for another one (say a header
+        # crc this test computed wrong).
+        poll_until(lambda: reason in target.daemon.log_tail(), 10,
+                   f"node 2 to log '{reason}' after {what}")
     # Many half-open connections at once, then gone.
     sockets = [socket.create_connection(("127.0.0.1", target.rpc_port), timeout=5)
                for _ in range(20)]
