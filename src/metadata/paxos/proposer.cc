@@ -154,9 +154,12 @@ ProposerOutput Proposer::DecidePhase2() {
     proposed_is_operation_ = true;
     return SendAccept(std::move(*next));
   }
-  // A read, or a version conflict: answer with the adopted state once it is surely chosen.
+  // A read, or a version conflict: answer with the adopted state once it is surely chosen. If an
+  // earlier attempt of this operation proposed a state of its own, that state may still sit on a
+  // minority at a lower ballot and be chosen later; accepting the adopted state at this higher
+  // ballot on a quorum first rules that out, so a conflict answer is final (found by sim/).
   proposed_is_operation_ = false;
-  if (!adopted_is_chosen) return SendAccept(adopted_);
+  if (!adopted_is_chosen || !created_ballots_.empty()) return SendAccept(adopted_);
   if (operation_.kind == OperationKind::kRead) return Finish(Status::Ok(), adopted_);
   return Finish(Status::Aborted(fmt::format("version conflict: expected {}, found {}",
                                             operation_.expected_version, adopted_.version)),
