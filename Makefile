@@ -9,6 +9,8 @@
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
 #   make bench-nbd  deps + build + weft over NBD vs qemu-nbd vs the raw file (bench/nbd-compare)
 #   make bench-compare  deps + build + weft vs Ceph RBD vs qemu-nbd vs the raw device (bench/compare)
+#   make bench-ring  deps + build + metadata ring (3 nodes, loopback) vs the local RocksDB store
+#   make sim-long  deps + build + thousands of seeds of the metadata ring simulation (sim/run-long)
 #   make fuzz    deps + the NBD decoder fuzzer for FUZZ_SECONDS (default 600) (fuzz/)
 #   make asan    deps + AddressSanitizer/UBSan build and test suite, into build/asan
 #   make tsan    deps + ThreadSanitizer build and test suite, into build/tsan
@@ -18,7 +20,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: run deps build test bench bench-nbd bench-compare fuzz asan tsan debug format format-check tidy clean
+.PHONY: run deps build test bench bench-nbd bench-compare bench-ring sim-long fuzz asan tsan debug format format-check tidy clean
 
 run: build
 	scripts/run-weftd
@@ -41,6 +43,13 @@ bench-nbd: build
 
 bench-compare: build
 	bench/compare
+
+bench-ring: build
+	bench/ring-compare
+
+SIM_SEEDS ?= 5000
+sim-long: build
+	sim/run-long $(SIM_SEEDS)
 
 FUZZ_SECONDS ?= 600
 fuzz: deps
