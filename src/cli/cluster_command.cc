@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/cluster_change.h"
 #include "cli/cluster_create.h"
 #include "cli/cluster_render.h"
 #include "cli/commands.h"
@@ -40,6 +41,7 @@ void AddClusterCommands(CLI::App& app, const GlobalOptions& options, Action& act
   show->callback([&options, &action] { action = [&options] { return RunShow(options); }; });
 
   AddClusterCreateCommand(*group, options, action);
+  AddClusterChangeCommands(*group, options, action);
 }
 
 }  // namespace weft::cli

@@ -17,14 +17,14 @@ uint32_t ChangingNode(const ClusterConfig& config) {
 Result<ClusterConfig> AddJoiningNode(const ClusterConfig& config, uint32_t node_id,
                                      const std::string& rpc_address,
                                      const std::string& admin_address) {
-  if (const uint32_t changing = ChangingNode(config); changing != 0) {
-    return Status::InvalidArgument(fmt::format(
-        "node {} is still joining or leaving the ring; ring changes go one at a time", changing));
-  }
   for (const NodeConfig& node : config.nodes()) {
     if (node.node_id() == node_id) {
       return Status::AlreadyExists(fmt::format("node {} is already in the cluster", node_id));
     }
+  }
+  if (const uint32_t changing = ChangingNode(config); changing != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "node {} is still joining or leaving the ring; ring changes go one at a time", changing));
   }
   ClusterConfig next = config;
   NodeConfig* node = next.add_nodes();
