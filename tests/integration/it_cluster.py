@@ -7,7 +7,8 @@ a. ZooKeeper + `weft cluster create` for 3 nodes + 3 weftd; `weft cluster show` 
    list 3 live nodes from every node.
 b. Metadata puts through every node, reads of each key through every other (versions agree),
    scans through every node.
-c. kill -9 node 3: puts and reads through nodes 1 and 2 still succeed.
+c. kill -9 node 3: puts and reads through nodes 1 and 2 still succeed; once its session
+   expires, `weft status` shows it down (2 of 3 live).
 d. Node 3 restarts; then kill -9 node 1 and read every key through node 3 (the quorum is
    {2, 3}): the newest values.
 e. Node 2 killed too (one node up): a put fails within ~10 s with 503 and a message naming the
@@ -203,6 +204,12 @@ def one_node_down(nodes, expected):
     expected["it/k2"] = ("v2.2", nodes[0].put("it/k2", "v2.2", 1))
     expected["it/k4"] = ("v4.1", nodes[0].put("it/k4", "v4.1", 0))
     check_reads_agree(up, expected)
+    # Its ZooKeeper session times out: the others show it as down.
+    wait_live(up, [1, 2])
+    status = nodes[0].cli.run("status").stdout
+    check("Nodes:       2 of 3 live" in status, status)
+    node3_line = [line for line in status.splitlines() if line.startswith("3 ")]
+    check(len(node3_line) == 1 and " NO " in node3_line[0], status)
 
 
 def node_returns(nodes, expected):
