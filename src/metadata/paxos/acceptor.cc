@@ -36,6 +36,8 @@ AcceptorOutput Acceptor::OnAccept(const Accept& accept) {
   state_.promised = accept.ballot;
   state_.accepted = accept.ballot;
   state_.accepted_state = accept.state;
+  if (accept.next_promise > accept.ballot) state_.promised = accept.next_promise;
+  WEFT_ASSERT(state_.accepted <= state_.promised);
   return {.persist = state_, .reply = Accepted{.ballot = accept.ballot}};
 }
 

@@ -21,10 +21,13 @@ struct Promise {
   RowState accepted_state;
 };
 
-// Phase 2a: accept `state` at `ballot`.
+// Phase 2a: accept `state` at `ballot`. A nonzero `next_promise` (above `ballot`) also asks the
+// acceptor, once it accepted, to promise that ballot: the proposer's next change of the row can
+// then go straight to phase 2 at it (docs/protocol/paxos.md, "Pipelined changes").
 struct Accept {
   Ballot ballot;
   RowState state;
+  Ballot next_promise;
 };
 
 // Phase 2b: the acceptor accepted the state proposed at `ballot`.

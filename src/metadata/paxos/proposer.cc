@@ -74,6 +74,28 @@ ProposerOutput Proposer::Start() {
   if (operation_.kind == OperationKind::kCompareAndDelete && operation_.expected_version == 0) {
     return Finish(Status::InvalidArgument("compare-and-delete of version 0"), RowState{});
   }
+  if (config_.prepared && operation_.kind != OperationKind::kRead) {
+    // Phase 2 straight away at the prepared ballot, if the operation applies to the state this
+    // node last chose. If the row changed elsewhere meanwhile, a higher promise turns the
+    // Accepts into Nacks and the operation goes on with full attempts.
+    const PreparedBallot prepared = *config_.prepared;
+    WEFT_ASSERT(prepared.ballot.node == config_.self);
+    std::optional<RowState> next;
+    if (prepared.chosen.version == operation_.expected_version) {
+      ballot_ = prepared.ballot;
+      next = Apply(prepared.chosen);
+    }
+    if (next) {
+      highest_round_seen_ = std::max(highest_round_seen_, ballot_.round);
+      attempts_++;
+      adopted_ = prepared.chosen;
+      evaluated_against_ = prepared.chosen;
+      created_change_min_ = next->change;
+      created_ballots_.insert(ballot_);
+      proposed_is_operation_ = true;
+      return SendAccept(std::move(*next));
+    }
+  }
   return StartAttempt();
 }
 
@@ -182,11 +204,18 @@ ProposerOutput Proposer::SendAccept(RowState state) {
   ticks_in_phase_ = 0;
   accepted_by_.clear();
   proposed_ = std::move(state);
+  next_promise_ = Ballot{};
+  if (config_.pipeline && config_.next_replicas.empty() && proposed_is_operation_) {
+    // The next round is this proposer's from now on: later attempts start above it.
+    next_promise_ = Ballot{.round = ballot_.round + 1, .node = config_.self};
+    highest_round_seen_ = std::max(highest_round_seen_, next_promise_.round);
+  }
   ProposerOutput output;
   for (NodeId replica : AllReplicas()) {
-    output.messages.push_back(Envelope{.from = config_.self,
-                                       .to = replica,
-                                       .message = Accept{.ballot = ballot_, .state = proposed_}});
+    output.messages.push_back(Envelope{
+        .from = config_.self,
+        .to = replica,
+        .message = Accept{.ballot = ballot_, .state = proposed_, .next_promise = next_promise_}});
   }
   return output;
 }
@@ -203,6 +232,10 @@ ProposerOutput Proposer::OnAccepted(NodeId from, const Accepted& accepted) {
                                        .message = Commit{.ballot = ballot_, .state = proposed_}});
   }
   ProposerOutput finished;
+  if (proposed_is_operation_ && !next_promise_.IsZero()) {
+    // The quorum that accepted also promised next_promise_ in the same durable write.
+    next_prepared_ = PreparedBallot{.ballot = next_promise_, .chosen = proposed_};
+  }
   if (proposed_is_operation_ || operation_.kind == OperationKind::kRead) {
     finished = Finish(Status::Ok(), proposed_);
   } else {

@@ -41,6 +41,13 @@ struct Operation {
   std::string value;              // Compare-and-set only.
 };
 
+// A ballot this node may use for phase 2 of the row's next change without phase 1: a quorum
+// accepted `chosen` at the ballot below it and promised `ballot` in the same write.
+struct PreparedBallot {
+  Ballot ballot;
+  RowState chosen;
+};
+
 struct ProposerConfig {
   NodeId self = 0;
   std::vector<NodeId> replicas;  // 1..kMaxReplicas distinct nodes (3 or 5 in a ring).
@@ -50,6 +57,12 @@ struct ProposerConfig {
   // A read that always runs phase 2, writing the adopted state to a quorum at this ballot even
   // when the promises agree: streaming uses it to put every row on the new replicas.
   bool repair = false;
+  // Compare-and-set / -delete only. `prepared`: skip phase 1 of the first attempt (a conflict
+  // found against it is not answered but sends the operation through a full attempt, since the
+  // row may have moved on elsewhere). `pipeline`: ask the accepting quorum to promise the next
+  // round too, so that next_prepared() is set when the operation succeeds.
+  std::optional<PreparedBallot> prepared;
+  bool pipeline = false;
   uint64_t first_round = 1;      // The driver passes one above the highest round it has seen.
   uint32_t attempt_ticks = 8;    // Without a quorum after this many ticks, retry.
   uint32_t timeout_ticks = 200;  // Give up after this many ticks.
@@ -91,6 +104,8 @@ class Proposer {
   ProposerOutput OnRefused();
 
   bool done() const { return phase_ == Phase::kDone; }
+  // After a successful pipelined change: the ballot the row's next change may start phase 2 at.
+  const std::optional<PreparedBallot>& next_prepared() const { return next_prepared_; }
   // The highest ballot round seen so far, for the driver's next `first_round`.
   uint64_t highest_round_seen() const { return highest_round_seen_; }
   uint32_t attempts() const { return attempts_; }
@@ -147,6 +162,9 @@ class Proposer {
   // these, whether this operation took effect can no longer be told.
   std::set<Ballot> created_ballots_;
   uint64_t created_change_min_ = 0;
+
+  Ballot next_promise_;  // Sent with the current attempt's Accepts (zero: none).
+  std::optional<PreparedBallot> next_prepared_;
 };
 
 }  // namespace weft::metadata::paxos

@@ -260,5 +260,47 @@ TEST(ProposerTest, FiveReplicasNeedThreeVotes) {
   EXPECT_TRUE(proposer.OnMessage(5, PromiseOf(ballot)).outcome.has_value());
 }
 
+TEST(ProposerTest, PipelinedChangeSkipsPhaseOneAndHandsOnTheNextBallot) {
+  // A first change with pipelining: its Accepts ask for the next round's promise.
+  ProposerConfig config = ThreeReplicas();
+  config.pipeline = true;
+  Proposer first(config, Cas(0, "v1"));
+  const Ballot ballot = SentToAll<Prepare>(first.Start())[0].ballot;
+  (void)first.OnMessage(1, PromiseOf(ballot));
+  std::vector<Accept> accepts = SentToAll<Accept>(first.OnMessage(2, PromiseOf(ballot)));
+  ASSERT_EQ(accepts.size(), 3u);
+  const Ballot next{.round = ballot.round + 1, .node = kSelf};
+  EXPECT_EQ(accepts[0].next_promise, next);
+  (void)first.OnMessage(1, Accepted{.ballot = ballot});
+  ASSERT_TRUE(first.OnMessage(2, Accepted{.ballot = ballot}).outcome->status.ok());
+  ASSERT_TRUE(first.next_prepared().has_value());
+  EXPECT_EQ(first.next_prepared()->ballot, next);
+  EXPECT_EQ(first.next_prepared()->chosen.version, 1u);
+
+  // The next change starts in phase 2 at the prepared ballot.
+  config.prepared = first.next_prepared();
+  config.first_round = first.highest_round_seen() + 1;
+  Proposer second(config, Cas(1, "v2"));
+  accepts = SentToAll<Accept>(second.Start());
+  ASSERT_EQ(accepts.size(), 3u);
+  EXPECT_EQ(accepts[0].ballot, next);
+  EXPECT_EQ(accepts[0].state.version, 2u);
+  EXPECT_EQ(accepts[0].state.change, 2u);
+  // Another node promised higher meanwhile: a Nack sends it through a full attempt above.
+  EXPECT_TRUE(
+      second.OnMessage(1, Nack{.ballot = next, .promised = {next.round + 5, 2}}).messages.empty());
+  ProposerOutput retry;
+  for (int tick = 0; tick < 4 && retry.messages.empty(); tick++) retry = second.OnTick();
+  std::vector<Prepare> prepares = SentToAll<Prepare>(retry);
+  ASSERT_EQ(prepares.size(), 3u);
+  EXPECT_GT(prepares[0].ballot.round, next.round + 5);
+
+  // A conflict against the prepared state is not answered from it (the row may have moved on
+  // elsewhere): the operation runs phase 1.
+  Proposer conflicting(config, Cas(7, "v?"));
+  EXPECT_EQ(SentToAll<Prepare>(conflicting.Start()).size(), 3u);
+  EXPECT_FALSE(conflicting.done());
+}
+
 }  // namespace
 }  // namespace weft::metadata::paxos

@@ -164,6 +164,15 @@ void RingNode::Impl::StartFront(const std::string& key, RingNodeOutput& out) {
       .backoff_ticks_max = options.backoff_ticks_max,
       .backoff_seed = Mix(options.seed ^ op.op_id),
   };
+  const bool is_change = op.kind == OpKind::kCompareAndSet || op.kind == OpKind::kCompareAndDelete;
+  if (is_change && !placement.transitioning()) {
+    config.pipeline = true;
+    auto prepared = prepared_rows.find(key);
+    if (prepared != prepared_rows.end()) {
+      config.prepared = std::move(prepared->second);
+      prepared_rows.erase(prepared);
+    }
+  }
   op.proposer = std::make_unique<paxos::Proposer>(std::move(config), op.operation);
   active_ops[op.op_id] = &op;
   Drive(op, op.proposer->Start(), out);
@@ -183,14 +192,24 @@ void RingNode::Impl::Drive(RowOp& op, paxos::ProposerOutput proposer_output, Rin
   if (proposer_output.outcome) Finish(op, *proposer_output.outcome, out);
 }
 
+namespace {
+
+// The highest round a request makes this node's own: a Prepare's, or an Accept's next promise.
+uint64_t OwnRound(const paxos::Message& message) {
+  if (const auto* prepare = std::get_if<paxos::Prepare>(&message)) return prepare->ballot.round;
+  if (const auto* accept = std::get_if<paxos::Accept>(&message)) return accept->next_promise.round;
+  return 0;
+}
+
+}  // namespace
+
 void RingNode::Impl::SendRowRequest(NodeId to, RowRequest request, RingNodeOutput& out) {
-  const auto* prepare = std::get_if<paxos::Prepare>(&request.message);
-  if (prepare == nullptr || prepare->ballot.round < round_floor_durable) {
+  const uint64_t round = OwnRound(request.message);
+  if (round == 0 || round < round_floor_durable) {
     out.requests.push_back(OutgoingRequest{.to = to, .request = std::move(request)});
     return;
   }
   // A round not yet covered by a durable floor: a restart must never reuse it for another state.
-  const uint64_t round = prepare->ballot.round;
   held_prepares.push_back(OutgoingRequest{.to = to, .request = std::move(request)});
   if (round_floor_pending > round) return;  // The write under way covers it.
   if (round_floor_pending != 0) return;     // One write at a time; the next follows it.
@@ -205,7 +224,7 @@ void RingNode::Impl::ReleaseHeldPrepares(RingNodeOutput& out) {
   uint64_t round_max = 0;
   for (OutgoingRequest& held : held_prepares) {
     const auto& request = std::get<RowRequest>(held.request);
-    const uint64_t round = std::get<paxos::Prepare>(request.message).ballot.round;
+    const uint64_t round = OwnRound(request.message);
     if (round < round_floor_durable) {
       out.requests.push_back(std::move(held));
     } else {
@@ -263,6 +282,13 @@ void RingNode::Impl::Finish(RowOp& op, const paxos::Outcome& outcome, RingNodeOu
       if (stream && stream->epoch == op.parent) OnRepairDone(status, out);
       break;
   }
+  if (const auto& prepared = op.proposer->next_prepared();
+      prepared && ring->changing_member() == 0) {
+    if (prepared_rows.size() >= kPreparedRowsMax) prepared_rows.clear();
+    prepared_rows[op.key] = *prepared;
+  } else if (op.kind == OpKind::kCompareAndSet || op.kind == OpKind::kCompareAndDelete) {
+    prepared_rows.erase(op.key);
+  }
   // Next op on this row, if any.
   const std::string key = op.key;
   active_ops.erase(op.op_id);
@@ -301,6 +327,13 @@ RingNodeOutput RingNode::Impl::OnRowRequest(NodeId from, uint64_t reply_token,
   }
   if (request.epoch > ring->epoch()) out.ring_refresh_wanted = true;
   SeeRound(ballot->round);
+  if (const auto* accept = std::get_if<paxos::Accept>(&request.message)) {
+    if (!accept->next_promise.IsZero() &&
+        (accept->next_promise <= accept->ballot || accept->next_promise.node != ballot->node)) {
+      return out;  // A next promise must be the proposer's own, above the accepted ballot.
+    }
+    SeeRound(accept->next_promise.round);
+  }
   auto [it, inserted] = acceptors.try_emplace(request.key, paxos::AcceptorState{});
   if (inserted) stats.rows_hosted = acceptors.size();
   paxos::Acceptor& acceptor = it->second;
@@ -330,7 +363,8 @@ RingNodeOutput RingNode::Impl::OnRowRequest(NodeId from, uint64_t reply_token,
             .op_id = request.op_id, .key = request.key, .message = std::move(*result.reply)}};
   }
   if (result.persist) {
-    QueuePersist(request.key, std::move(*result.persist), std::move(reply), out);
+    QueuePersist(request.key, std::move(*result.persist), std::move(reply), /*sync=*/!is_commit,
+                 out);
   } else if (reply && (is_commit || std::holds_alternative<paxos::Nack>(
                                         std::get<RowReply>(reply->reply).message))) {
     // A Nack, or a Commit already known: nothing to make durable first.
@@ -340,9 +374,11 @@ RingNodeOutput RingNode::Impl::OnRowRequest(NodeId from, uint64_t reply_token,
 }
 
 void RingNode::Impl::QueuePersist(const std::string& key, paxos::AcceptorState state,
-                                  std::optional<OutgoingReply> reply, RingNodeOutput& out) {
+                                  std::optional<OutgoingReply> reply, bool sync,
+                                  RingNodeOutput& out) {
   const uint64_t id = next_persist_id++;
-  out.persist_rows.push_back(PersistRow{.persist_id = id, .key = key, .state = std::move(state)});
+  out.persist_rows.push_back(
+      PersistRow{.persist_id = id, .key = key, .state = std::move(state), .sync = sync});
   if (reply) replies_after_persist[id].push_back(std::move(*reply));
 }
 
@@ -435,6 +471,7 @@ RingNodeOutput RingNode::SetRing(RingConfig config) {
       impl.distinct_placements.push_back(placed.placement);
     }
   }
+  impl.prepared_rows.clear();  // Prepared ballots were promised by the old replica sets.
   for (auto& [op_id, op] : impl.active_ops) {
     Placement placement = impl.ring->PlacementForKey(op->key);
     op->proposer->SetReplicas(std::move(placement.current), std::move(placement.next));

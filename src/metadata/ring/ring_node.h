@@ -71,6 +71,10 @@ struct PersistRow {
   uint64_t persist_id = 0;
   std::string key;
   paxos::AcceptorState state;
+  // False for a write that only records a learned commit: `committed` plays no part in Paxos's
+  // safety (its promises and accepts were synced by earlier writes, which it follows in the
+  // log), so the driver may write it without waiting for the device.
+  bool sync = true;
 };
 
 struct PersistRoundFloor {

@@ -77,7 +77,7 @@ struct RingNode::Impl {
   RingNodeOutput OnRowRequest(NodeId from, uint64_t reply_token, const RowRequest& request);
   RingNodeOutput OnKeyList(uint64_t reply_token, const KeyListRequest& request);
   void QueuePersist(const std::string& key, paxos::AcceptorState state,
-                    std::optional<OutgoingReply> reply, RingNodeOutput& out);
+                    std::optional<OutgoingReply> reply, bool sync, RingNodeOutput& out);
 
   // Scans and streaming (ring_node_scan.cc).
   void StartScanRound(ScanOp& scan, RingNodeOutput& out);
@@ -117,6 +117,10 @@ struct RingNode::Impl {
   std::map<uint64_t, ScanOp> scans;       // By client_op.
   std::map<uint64_t, uint64_t> scan_by_list_op;
   std::optional<StreamJob> stream;
+  // Rows whose last change this node made with a pipelined Accept: their next change may skip
+  // phase 1 (paxos::PreparedBallot). Dropped on a ring change; bounded.
+  std::map<std::string, paxos::PreparedBallot, std::less<>> prepared_rows;
+  static constexpr size_t kPreparedRowsMax = 65536;
 };
 
 }  // namespace weft::metadata::ring

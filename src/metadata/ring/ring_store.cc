@@ -161,9 +161,12 @@ Status RingStore::Write(const std::vector<PersistRow>& rows,
   if (floor_max != 0) {
     batch.Put(std::string(kFloorKey), Pack(FloorRecord{.round_floor = floor_max}));
   }
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return Translate(db_->Write(sync, &batch), fmt::format("ring store {}: write", path_));
+  // One synced write makes every earlier unsynced one durable too (they precede it in the log).
+  bool needs_sync = !floors.empty();
+  for (const PersistRow& row : rows) needs_sync = needs_sync || row.sync;
+  rocksdb::WriteOptions options;
+  options.sync = needs_sync;
+  return Translate(db_->Write(options, &batch), fmt::format("ring store {}: write", path_));
 }
 
 }  // namespace weft::metadata::ring

@@ -32,8 +32,9 @@ class RingStore {
   // Everything the completed writes left: every row record and the round floor.
   Result<RecoveredState> Load();
 
-  // One synced batch of rows and floors (a floor only ever grows). Blocking: call it from the
-  // driver's persistence thread, never from a reactor.
+  // One batch of rows and floors (a floor only ever grows), synced unless every row says it need
+  // not be (PersistRow::sync). Blocking: call it from the driver's persistence thread, never from
+  // a reactor.
   Status Write(const std::vector<PersistRow>& rows, const std::vector<PersistRoundFloor>& floors);
 
   const std::string& path() const { return path_; }

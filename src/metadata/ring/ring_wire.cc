@@ -68,6 +68,9 @@ void ToPb(const paxos::Message& message, pb::PaxosMessage* out) {
         } else if constexpr (std::is_same_v<T, paxos::Accept>) {
           ToPb(m.ballot, out->mutable_accept()->mutable_ballot());
           ToPb(m.state, out->mutable_accept()->mutable_state());
+          if (!m.next_promise.IsZero()) {
+            ToPb(m.next_promise, out->mutable_accept()->mutable_next_promise());
+          }
         } else if constexpr (std::is_same_v<T, paxos::Accepted>) {
           ToPb(m.ballot, out->mutable_accepted());
         } else if constexpr (std::is_same_v<T, paxos::Nack>) {
@@ -94,7 +97,9 @@ Result<paxos::Message> FromPb(const pb::PaxosMessage& message, bool request) {
       Result<paxos::RowState> state = FromPb(accept.state());
       if (!state.ok()) return state.status();
       if (message.has_accept()) {
-        result = paxos::Accept{.ballot = FromPb(accept.ballot()), .state = std::move(*state)};
+        result = paxos::Accept{.ballot = FromPb(accept.ballot()),
+                               .state = std::move(*state),
+                               .next_promise = FromPb(accept.next_promise())};
       } else {
         result = paxos::Commit{.ballot = FromPb(accept.ballot()), .state = std::move(*state)};
       }

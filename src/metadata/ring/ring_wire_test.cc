@@ -26,6 +26,10 @@ TEST(RingWireTest, RequestsAndRepliesRoundTrip) {
                  .message = paxos::Accept{{5, 1}, State(2, std::string("v\0x", 3))}},
       RowRequest{
           .op_id = 9, .epoch = 4, .key = "k", .message = paxos::Commit{{5, 1}, State(2, "v")}},
+      RowRequest{.op_id = 10,
+                 .epoch = 4,
+                 .key = "k",
+                 .message = paxos::Accept{{5, 1}, State(3, "w"), {6, 1}}},
       KeyListRequest{.op_id = 1,
                      .epoch = 2,
                      .prefix = "p/",
