@@ -78,7 +78,7 @@ class RingServiceTest : public ::testing::Test {
         .self = node,
         .db_path = (dir_ / ("node" + std::to_string(node))).string(),
         .tick_ms = 5,
-        .node = {.attempt_ticks = 10, .timeout_ticks = 200},
+        .node = {.attempt_ticks = 20, .timeout_ticks = 600},
         .executor = [](std::function<void()> task) { task(); },
     };
     Result<std::unique_ptr<RingService>> service = RingService::Open(io_, options, ring_, peers);
