@@ -140,7 +140,8 @@ void RingNode::Impl::StartScanRound(ScanOp& scan, RingNodeOutput& out) {
                                                   .epoch = ring->epoch(),
                                                   .prefix = scan.prefix,
                                                   .start_after = scan.start_after,
-                                                  .limit = scan.limit}});
+                                                  .limit = scan.limit,
+                                                  .include_deleted = true}});
   }
 }
 
@@ -148,8 +149,10 @@ void RingNode::Impl::OnScanList(ScanOp& scan, NodeId from, const KeyListReply& r
                                 RingNodeOutput& out) {
   WEFT_ASSERT(scan.list_op_id == reply.op_id);
   scan.lists[from] = reply;
-  // Every row that exists was accepted by a majority of its replicas: lists from a majority of
-  // every replica set name every row.
+  // Every row that exists was accepted by a majority of its replicas, so lists from a majority
+  // of every replica set name every row, provided they name every row with any history: a
+  // replica's newest accepted state may be a delete that was never chosen while the row still
+  // exists (found by sim/), so the lists include deleted rows and the reads decide.
   if (!CoversEveryRange(Responders(scan.lists))) return;
   scan_by_list_op.erase(scan.list_op_id);
   scan.list_op_id = 0;
@@ -228,7 +231,8 @@ void RingNode::Impl::TickScans(RingNodeOutput& out) {
                                                     .epoch = ring->epoch(),
                                                     .prefix = scan.prefix,
                                                     .start_after = scan.start_after,
-                                                    .limit = scan.limit}});
+                                                    .limit = scan.limit,
+                                                    .include_deleted = true}});
     }
   }
   for (uint64_t client_op : expired) {

@@ -343,5 +343,37 @@ TEST(RingNodeTest, AnOlderRingIsRefusedAndAskedToRefresh) {
   EXPECT_TRUE(result.status.ok()) << result.status.ToString();
 }
 
+TEST(RingNodeTest, ScanListsRowsWhoseNewestAcceptIsAnUnchosenDelete) {
+  // v1 of the row was chosen by nodes 1 and 3; then a delete was accepted by node 3 alone and
+  // never chosen. A scan whose key lists come from nodes 2 and 3 must still consider the row:
+  // if it reported it absent, a later read through nodes 1 and 2 would bring v1 back
+  // (found by sim/: weft-sim --nodes 3 --faults heavy, with other retry timings).
+  Cluster cluster(MakeRing(3, 3));
+  for (NodeId node : {1u, 2u, 3u}) cluster.Crash(node);
+  const paxos::Ballot b1{.round = 5, .node = 1};
+  const paxos::Ballot b2{.round = 6, .node = 1};
+  const paxos::RowState v1{.change = 1, .version = 1, .value = "v1", .created_by = b1};
+  const paxos::RowState deleted{.change = 2, .version = 0, .value = "", .created_by = b2};
+  cluster.disks_[1].rows["kv/row"] =
+      paxos::AcceptorState{.promised = b1, .accepted = b1, .accepted_state = v1};
+  cluster.disks_[3].rows["kv/row"] =
+      paxos::AcceptorState{.promised = b2, .accepted = b2, .accepted_state = deleted};
+  cluster.Start(2);
+  cluster.Start(3);
+  ClientResult scan = cluster.Wait(cluster.Scan(2, "kv/", "", 10));
+  ASSERT_TRUE(scan.status.ok()) << scan.status.ToString();
+  // Node 1 returns, node 3 goes: the quorum is {1, 2}.
+  cluster.Start(1);
+  cluster.Crash(3);
+  ClientResult read = cluster.Wait(cluster.Get(2, "kv/row"));
+  if (scan.rows.empty()) {
+    EXPECT_EQ(read.status.code(), StatusCode::kNotFound)
+        << "the scan said the row was absent, a later read found " << read.status.ToString();
+  } else {
+    ASSERT_TRUE(read.status.ok());
+    EXPECT_EQ(read.rows[0].value, scan.rows[0].value);
+  }
+}
+
 }  // namespace
 }  // namespace weft::metadata::ring
