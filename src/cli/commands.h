@@ -9,7 +9,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <type_traits>
 
 #include "admin/admin_json.h"
 #include "cli/admin_client.h"
@@ -25,6 +27,20 @@ struct GlobalOptions {
 
 // The work of the subcommand the user chose; returns the process's exit code.
 using Action = std::function<ExitCode()>;
+
+// Registers subcommand `name` under `group`; when it is chosen, its callback makes
+// `run(options, *arguments)` the action (the options are parsed into `arguments` first).
+template <typename Arguments>
+CLI::App* AddCommand(
+    CLI::App& group, const char* name, const char* description, const GlobalOptions& options,
+    Action& action, const std::shared_ptr<Arguments>& arguments,
+    std::type_identity_t<ExitCode (*)(const GlobalOptions&, const Arguments&)> run) {
+  CLI::App* command = group.add_subcommand(name, description);
+  command->callback([&options, &action, arguments, run] {
+    action = [&options, arguments, run] { return run(options, *arguments); };
+  });
+  return command;
+}
 
 void AddStatusCommand(CLI::App& app, const GlobalOptions& options, Action& action);
 void AddContainerCommands(CLI::App& app, const GlobalOptions& options, Action& action);

@@ -133,17 +133,6 @@ ExitCode RunScan(const GlobalOptions& options, const Arguments& arguments) {
   return ExitCode::kOk;
 }
 
-CLI::App* AddCommand(CLI::App& group, const char* name, const char* description,
-                     const GlobalOptions& options, Action& action,
-                     const std::shared_ptr<Arguments>& arguments,
-                     ExitCode (*run)(const GlobalOptions&, const Arguments&)) {
-  CLI::App* command = group.add_subcommand(name, description);
-  command->callback([&options, &action, arguments, run] {
-    action = [&options, arguments, run] { return run(options, *arguments); };
-  });
-  return command;
-}
-
 }  // namespace
 
 void AddMetaCommands(CLI::App& app, const GlobalOptions& options, Action& action) {

@@ -188,18 +188,6 @@ ExitCode RunDelete(const GlobalOptions& options, const Arguments& arguments) {
   return ExitCode::kOk;
 }
 
-// Registers `name` under `group`; its callback makes `run` the action.
-CLI::App* AddCommand(CLI::App& group, const char* name, const char* description,
-                     const GlobalOptions& options, Action& action,
-                     const std::shared_ptr<Arguments>& arguments,
-                     ExitCode (*run)(const GlobalOptions&, const Arguments&)) {
-  CLI::App* command = group.add_subcommand(name, description);
-  command->callback([&options, &action, arguments, run] {
-    action = [&options, arguments, run] { return run(options, *arguments); };
-  });
-  return command;
-}
-
 }  // namespace
 
 void AddVdiskCommands(CLI::App& app, const GlobalOptions& options, Action& action) {
