@@ -9,8 +9,10 @@
 
   compare_report.py report --results DIR --out DIR [--skipped NAME=WHY ...] [config flags]
       Reads DIR/WORKLOAD.TARGET.ROUND{.json,.cpu.json}, keeps per workload and target the round
-      with the median IOPS, writes OUT/compare.md (Markdown table with ratios against weft),
-      OUT/compare.json (every figure of every round) and, when gnuplot exists, OUT/compare.png.
+      with the median IOPS, writes OUT/compare.md (Markdown table with ratios against weft; weft
+      RF1/RF2/RF3 beside Ceph size 1/3 and issue 7's replication targets when those targets
+      ran), OUT/compare.json (every figure of every round) and, when gnuplot exists,
+      OUT/compare.png.
 """
 
 import argparse
@@ -22,8 +24,25 @@ import subprocess
 import sys
 import time
 
-TARGETS = ["weft", "weft-rf2", "weft-rf3", "ceph-1osd", "ceph-3osd", "qemu-nbd", "device",
-           "device-sync"]
+TARGETS = ["weft", "weft-rf1", "weft-rf2", "weft-rf3", "ceph-1osd", "ceph-3osd", "qemu-nbd",
+           "device", "device-sync"]
+# The replicated targets side by side: weft's cluster at RF1/2/3 and Ceph at pool size 1/3.
+REPLICATION_TARGETS = {"weft-rf1": "weft RF1", "weft-rf2": "weft RF2", "weft-rf3": "weft RF3",
+                       "ceph-1osd": "Ceph size 1", "ceph-3osd": "Ceph size 3"}
+REPLICATION_FIGURES = [("IOPS", "iops", 0), ("mean µs", "latency_mean_us", 1),
+                       ("p99 µs", "latency_p99_us", 1), ("CPU µs/IO", "cpu_per_io_us", 1)]
+# Issue 7's targets (read, not asserted): name, workload, figure, numerator and denominator
+# target, and the bound the ratio must meet ("max" or "min"). Latency is fio's mean.
+REPLICATION_GOALS = [
+    ("RF2 QD1 4 KiB write latency / RF1", "randwrite-4k-qd1", "latency_mean_us", "weft-rf2",
+     "weft-rf1", "max", 2.0),
+    ("weft RF3 QD1 4 KiB write latency / Ceph size 3", "randwrite-4k-qd1", "latency_mean_us",
+     "weft-rf3", "ceph-3osd", "max", 0.5),
+    ("QD32 4 KiB write IOPS weft RF3 / Ceph size 3", "randwrite-4k-qd32", "iops", "weft-rf3",
+     "ceph-3osd", "min", 2.0),
+    ("QD32 4 KiB write IOPS weft RF1 / Ceph size 1", "randwrite-4k-qd32", "iops", "weft-rf1",
+     "ceph-1osd", "min", 2.0),
+]
 WORKLOADS = ["randwrite-4k-qd1", "randread-4k-qd1", "randwrite-4k-qd32", "randread-4k-qd32",
              "write-1m-qd8", "randrw70-4k-qd32"]
 # The issue's goals for weft single node against Ceph (read, not asserted): latency and IOPS at
@@ -180,6 +199,55 @@ def fmt(value, digits=0):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def replication_table(summary, workloads):
+    """Markdown lines: each workload's figures for the replicated targets that ran, one column
+    per target (empty when no weft cluster target ran)."""
+    columns = [t for t in REPLICATION_TARGETS if any(t == key[1] for key in summary)]
+    if not any(t.startswith("weft-rf") for t in columns):
+        return []
+    lines = ["", "Replication: weft's 3-node cluster (fio on node 1, which owns the vDisks) beside "
+             "Ceph; CPU counts every server process of the cluster.", "",
+             "| workload | figure | " + " | ".join(REPLICATION_TARGETS[t] for t in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
+    for workload in workloads:
+        if not any((workload, t) in summary for t in columns):
+            continue
+        for label, key, digits in REPLICATION_FIGURES:
+            cells = [fmt(summary[(workload, t)][key], digits) if (workload, t) in summary else "-"
+                     for t in columns]
+            lines.append(f"| {workload} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def replication_goals(summary):
+    """Issue 7's target ratios: {name: {ratio, bound, limit, met}}, ratio None (and met None)
+    when a target it needs did not run."""
+    goals = {}
+    for name, workload, key, numerator, denominator, bound, limit in REPLICATION_GOALS:
+        top = summary.get((workload, numerator))
+        bottom = summary.get((workload, denominator))
+        value = ratio(top[key], bottom[key]) if top and bottom else None
+        met = None if value is None else (value <= limit if bound == "max" else value >= limit)
+        goals[name] = {"ratio": value, "bound": bound, "limit": limit, "met": met,
+                       "needs": [numerator, denominator]}
+    return goals
+
+
+def replication_goal_lines(goals, targets):
+    """Markdown lines for the goals once any replicated target ran; unmeasured ones say why."""
+    if not any(t in REPLICATION_TARGETS for t in targets):
+        return []
+    lines = ["", "Issue 7 targets (read, not asserted):"]
+    for name, goal in goals.items():
+        sign = "<=" if goal["bound"] == "max" else ">="
+        if goal["ratio"] is None:
+            verdict = f"not measured (needs {' and '.join(goal['needs'])})"
+        else:
+            verdict = f"{goal['ratio']:.2f} -> {'met' if goal['met'] else 'NOT met'}"
+        lines.append(f"- {name} (target {sign} {goal['limit']:g}): {verdict}")
+    return lines
+
+
 def write_chart(summary, targets, out_dir):
     """compare.png: QD1 mean latency and QD32 IOPS per target (log scale). False without gnuplot."""
     gnuplot = shutil.which("gnuplot")
@@ -284,6 +352,9 @@ def report(args):
         for name, goal in goals.items():
             lines.append(f"- {name}: {fmt(goal['better_by'], 2)}x -> "
                          f"{'met' if goal['met'] else 'NOT met'}")
+    lines += replication_table(summary, workloads)
+    replication = replication_goals(summary)
+    lines += replication_goal_lines(replication, targets)
     if "device-sync" in targets:
         lines += ["", "device-sync: fio's latency leaves the fdatasync out; 1 / IOPS (QD1) "
                   "includes it."]
@@ -304,6 +375,7 @@ def report(args):
         "summary": [{"workload": w, "target": t, **r} for (w, t), r in sorted(summary.items())],
         "ratios_against_weft": ratios,
         "goals": goals,
+        "replication_goals": replication,
         "skipped": skipped,
         "chart": "compare.png" if chart else None,
     }
