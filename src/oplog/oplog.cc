@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/assert.h"
+#include "base/crc32c.h"
 
 namespace weft::oplog {
 
@@ -24,6 +25,32 @@ RangeKind IndexKind(format::RecordKind kind) {
   }
   WEFT_ASSERT(false && "bad record kind");
   return RangeKind::kData;
+}
+
+Status CheckReplicaRecord(uint64_t seq, uint64_t last_seq, format::RecordKind kind,
+                          uint64_t offset_bytes, uint64_t length_bytes, uint64_t data_bytes,
+                          uint32_t data_crc32c) {
+  if (seq <= last_seq || seq == UINT64_MAX) {
+    return Status::InvalidArgument(
+        fmt::format("oplog replica: seq {} not after {}", seq, last_seq));
+  }
+  const auto kind_value = static_cast<uint8_t>(kind);
+  if (kind_value < static_cast<uint8_t>(format::RecordKind::kData) ||
+      kind_value > static_cast<uint8_t>(format::RecordKind::kZeroFill)) {
+    return Status::Corruption(fmt::format("oplog replica: seq {} has kind {}", seq, kind_value));
+  }
+  const bool has_data = kind == format::RecordKind::kData;
+  if (length_bytes == 0 || length_bytes > kRecordBytesMax ||
+      offset_bytes + length_bytes < offset_bytes || data_bytes != (has_data ? length_bytes : 0)) {
+    return Status::Corruption(
+        fmt::format("oplog replica: seq {} at {} length {} with {} bytes of data", seq,
+                    offset_bytes, length_bytes, data_bytes));
+  }
+  if (!has_data && data_crc32c != 0) {
+    return Status::Corruption(
+        fmt::format("oplog replica: seq {} has no data but crc {:08x}", seq, data_crc32c));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -190,17 +217,56 @@ void OpLog::FinishRecovery(std::shared_ptr<Recovery> recovery, Completion done) 
 // ---------------------------------------------------------------------------------------------
 // Appending and group commit.
 
-void OpLog::Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
-                   std::span<const std::byte> data, Completion done) {
+uint64_t OpLog::Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
+                       std::span<const std::byte> data, Completion done) {
   WEFT_ASSERT(done != nullptr);
   WEFT_ASSERT(length_bytes > 0 && length_bytes <= kRecordBytesMax);
   WEFT_ASSERT(kind == format::RecordKind::kData ? data.size() == length_bytes : data.empty());
   if (!failure_.ok()) {
-    executor_([done = std::move(done), failure = failure_] { done(failure); });
+    CompleteLater(std::move(done), failure_);
+    return 0;
+  }
+  const uint64_t seq = next_seq_;
+  Enqueue(seq, kind, offset_bytes, length_bytes, data, std::move(done));
+  return seq;
+}
+
+void OpLog::AppendReplica(uint64_t seq, format::RecordKind kind, uint64_t offset_bytes,
+                          uint64_t length_bytes, std::span<const std::byte> data,
+                          uint32_t data_crc32c, Completion done) {
+  WEFT_ASSERT(done != nullptr);
+  if (!failure_.ok()) {
+    CompleteLater(std::move(done), failure_);
     return;
   }
+  // The record comes off the network: a malformed one is the sender's error, not ours. Only a
+  // seq out of order is InvalidArgument, so that callers can tell the two apart.
+  if (Status valid = CheckReplicaRecord(seq, last_seq(), kind, offset_bytes, length_bytes,
+                                        data.size(), data_crc32c);
+      !valid.ok()) {
+    CompleteLater(std::move(done), std::move(valid));
+    return;
+  }
+  // Checked here, before the copy is queued: the log then holds exactly the owner's bytes (the
+  // batch's own crcs cover the copy from here on).
+  const uint32_t crc = data.empty() ? 0 : Crc32c(data);
+  if (crc != data_crc32c) {
+    CompleteLater(std::move(done),
+                  Status::Corruption(fmt::format(
+                      "oplog of vdisk {}: replica record seq {} data crc {:08x}, owner sent {:08x}",
+                      vdisk_id_, seq, crc, data_crc32c)));
+    return;
+  }
+  Enqueue(seq, kind, offset_bytes, length_bytes, data, std::move(done));
+  WEFT_ASSERT(last_seq() == seq);
+}
+
+void OpLog::Enqueue(uint64_t seq, format::RecordKind kind, uint64_t offset_bytes,
+                    uint64_t length_bytes, std::span<const std::byte> data, Completion done) {
+  WEFT_ASSERT(seq >= next_seq_);
+  next_seq_ = seq + 1;
   PendingRecord record;
-  record.seq = next_seq_++;
+  record.seq = seq;
   record.kind = kind;
   record.offset_bytes = offset_bytes;
   record.length_bytes = length_bytes;
@@ -218,6 +284,10 @@ void OpLog::Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t leng
   MaybeStartBatch();
 }
 
+void OpLog::CompleteLater(Completion done, Status status) {
+  executor_([done = std::move(done), status = std::move(status)] { done(status); });
+}
+
 void OpLog::MaybeStartBatch() {
   if (batch_in_flight_ || creating_segment_ || !failure_.ok()) return;
   const bool watermark_due = drained_seq_to_write_ > drained_seq_durable_;
@@ -228,6 +298,8 @@ void OpLog::MaybeStartBatch() {
   while (count < pending_.size()) {
     const PendingRecord& next = pending_[count];
     const uint64_t next_data = next.data ? next.length_bytes : 0;
+    // A batch's seqs are consecutive (the format checks it): a replica's gap ends the batch.
+    if (count > 0 && next.seq != pending_[count - 1].seq + 1) break;
     if (count > 0 && format::BatchBytes(static_cast<uint32_t>(count + 1), data_bytes + next_data) >
                          options_.batch_bytes_max) {
       break;
@@ -382,6 +454,9 @@ void OpLog::OnBatchDone(std::vector<PendingRecord> records, uint64_t drained_seq
   WEFT_ASSERT(drained_seq >= drained_seq_durable_);
   drained_seq_durable_ = drained_seq;
   for (const PendingRecord& record : records) {
+    // A replica's MarkDrained may cover records that were still queued (its watermark-only
+    // batch can pass them while writes wait for space): they are drained already.
+    if (record.seq <= drained_seq_durable_) continue;
     WEFT_ASSERT(undrained_.empty() || undrained_.back().seq < record.seq);
     undrained_.push_back({record.seq, record.length_bytes});
     undrained_bytes_ += record.length_bytes;
@@ -398,10 +473,12 @@ void OpLog::OnBatchDone(std::vector<PendingRecord> records, uint64_t drained_seq
       ++counters_.records_drained;
     }
     ++counters_.drain_rounds;
+    if (watermark_waiters_.front().from_drain) {
+      WEFT_ASSERT(drain_running_);
+      drain_running_ = false;
+    }
     drained.push_back(std::move(watermark_waiters_.front().done));
     watermark_waiters_.pop_front();
-    WEFT_ASSERT(drain_running_);
-    drain_running_ = false;
   }
   FreeDrainedSegments();
   const std::shared_ptr<bool> alive = alive_;
@@ -460,7 +537,9 @@ void OpLog::Fail(Status status) {
 // Draining.
 
 std::optional<OpLog::DrainBatch> OpLog::NextDrainBatch(uint64_t bytes_max) {
-  if (drain_running_ || undrained_.empty() || !failure_.ok()) return std::nullopt;
+  // A MarkDrained watermark being written may cover records still in undrained_.
+  if (drain_running_ || !watermark_waiters_.empty()) return std::nullopt;
+  if (undrained_.empty() || !failure_.ok()) return std::nullopt;
   // When writes wait for space, this round covers the oldest segment whole, so that its
   // watermark (written into the reserve) frees that segment.
   uint64_t seq_at_least = 0;
@@ -498,7 +577,33 @@ void OpLog::FinishDrain(uint64_t max_seq, Completion done) {
   }
   WEFT_ASSERT(max_seq > drained_seq_to_write_);
   drained_seq_to_write_ = max_seq;
-  watermark_waiters_.push_back({max_seq, std::move(done)});
+  watermark_waiters_.push_back({max_seq, /*from_drain=*/true, std::move(done)});
+  MaybeStartBatch();
+}
+
+void OpLog::MarkDrained(uint64_t drained_seq, Completion done) {
+  WEFT_ASSERT(done != nullptr);
+  if (!failure_.ok()) {
+    CompleteLater(std::move(done), failure_);
+    return;
+  }
+  // The owner cannot have drained records this replica never got; those it has are all here.
+  drained_seq = std::min(drained_seq, last_seq());
+  if (drained_seq <= drained_seq_durable_) {
+    CompleteLater(std::move(done), Status::Ok());
+    return;
+  }
+  if (drain_running_) {
+    CompleteLater(std::move(done),
+                  Status::Busy(fmt::format("oplog of vdisk {}: MarkDrained({}) while a drain runs",
+                                           vdisk_id_, drained_seq)));
+    return;
+  }
+  // Waiters stay in seq order: one under a watermark already being written waits for that one.
+  const uint64_t watermark = std::max(drained_seq, drained_seq_to_write_);
+  drained_seq_to_write_ = watermark;
+  watermark_waiters_.push_back({watermark, /*from_drain=*/false, std::move(done)});
+  WEFT_ASSERT(drained_seq_to_write_ > drained_seq_durable_);
   MaybeStartBatch();
 }
 

@@ -19,6 +19,11 @@
 //   writes to the extent store before that happens.
 // - Recovery (Open): every segment is scanned; records newer than the highest watermark found
 //   are replayed into the index in seq order; a torn last batch is discarded (never acknowledged).
+// - Replicas (issue 7): a peer node keeps an OpLog for the owner's vDisk (same files, format and
+//   vdisk_id) fed by AppendReplica, whose records carry the owner's seqs (increasing, maybe with
+//   gaps: a batch ends at a gap, as its seqs are consecutive), and MarkDrained, which persists the
+//   owner's drain watermark and frees what it covers. When the owner dies the peer Opens the log,
+//   replays every acknowledged record above the watermark and Appends on above the last seq.
 // - Failure: an I/O error writing the log fails the batch's writes and every later Append
 //   (IOError); reads of the index keep working.
 //
@@ -87,9 +92,37 @@ class OpLog {
 
   // Appends a record of `kind` over [offset, offset + length) (data: kData's bytes, copied).
   // length <= kRecordBytesMax. The index sees it before Append returns; `done` runs once it is
-  // durable.
-  void Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
-              std::span<const std::byte> data, Completion done);
+  // durable. Returns the record's seq (last_seq() + 1: what replicas are sent), or 0 when the
+  // log has failed (`done` then gets the failure and nothing is appended).
+  uint64_t Append(format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
+                  std::span<const std::byte> data, Completion done);
+
+  // A replica's append: the owner's record `seq`, appended like Append (index at once, group
+  // commit, `done` once durable, back-pressure) but with the owner's seq. `data_crc32c` is the
+  // owner's crc32c of `data` (kData; 0 for the zero kinds), checked before anything changes.
+  // Errors (nothing changes): InvalidArgument when, and only when, seq <= last_seq() ("oplog
+  // replica: seq S not after L"); Corruption on a crc mismatch or a malformed record (bad kind,
+  // length 0 or over kRecordBytesMax, data size not matching the kind); the log's failure once
+  // it has failed.
+  // Gaps in seqs are fine (records the owner failed never reach the peer). Later Appends
+  // continue after the highest seq.
+  void AppendReplica(uint64_t seq, format::RecordKind kind, uint64_t offset_bytes,
+                     uint64_t length_bytes, std::span<const std::byte> data, uint32_t data_crc32c,
+                     Completion done);
+  // A replica's drain: the owner has every record with seq <= drained_seq (clamped to
+  // last_seq()) in the replicated extent store. Persists that watermark, then erases those
+  // records from the index and frees segments whose records are all drained; `done` runs after
+  // that (OK) — the effect of NextDrainBatch + FinishDrain, with no data moved. A watermark at
+  // or below drained_seq() completes OK at once; one below a watermark still being written
+  // completes with it. Busy while a NextDrainBatch drain runs (and NextDrainBatch hands out
+  // nothing while a MarkDrained is being written); the log's failure once it has failed.
+  void MarkDrained(uint64_t drained_seq, Completion done);
+
+  // The highest seq assigned (Append), accepted (AppendReplica) or replayed, or the watermark
+  // if higher (0 for a new log). The next Append gets last_seq() + 1.
+  uint64_t last_seq() const { return next_seq_ - 1; }
+  // The durable drain watermark: records with seq <= drained_seq() are not replayed.
+  uint64_t drained_seq() const { return drained_seq_durable_; }
 
   const RangeIndex& index() const { return index_; }
   // Log space in use (segments holding undrained records, and the one being written) over the cap.
@@ -155,6 +188,10 @@ class OpLog {
   // Room every segment keeps for two watermark-only batches (see MaybeStartBatch).
   static constexpr uint64_t kWatermarkReserveBytes = 2 * format::kBatchAlignmentBytes;
 
+  // Queues a record whose seq is assigned and checked (Append, AppendReplica).
+  void Enqueue(uint64_t seq, format::RecordKind kind, uint64_t offset_bytes, uint64_t length_bytes,
+               std::span<const std::byte> data, Completion done);
+  void CompleteLater(Completion done, Status status);
   void MaybeStartBatch();
   uint64_t TailRoom() const;
   // Makes a free segment the tail; false when none is free.
@@ -188,6 +225,7 @@ class OpLog {
   uint64_t drained_seq_durable_ = 0;
   struct WatermarkWaiter {
     uint64_t seq = 0;
+    bool from_drain = false;  // FinishDrain (ends drain_running_), else MarkDrained.
     Completion done;
   };
   std::deque<WatermarkWaiter> watermark_waiters_;

@@ -11,7 +11,8 @@
 // the extent store and must not be replayed.
 //
 // Records are self-contained (vDisk, seq, offset, length, kind, crc of their data): what a peer
-// node needs to persist a copy and acknowledge it (the replicated OpLog of a later issue).
+// node needs to persist a copy and acknowledge it (OpLog::AppendReplica). A replica's seqs may
+// have gaps; a batch never spans one (its seqs are consecutive).
 #pragma once
 
 #include <bit>
