@@ -261,6 +261,12 @@ class Weftd:
 
     def start(self):
         """Starts weftd and waits until /healthz answers 200 and the NBD port accepts."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self):
+        """Starts weftd without waiting for it (cluster nodes that need each other to start are
+        all launched first, then waited for with wait_ready)."""
         check(self.process is None, f"{self.name} already running")
         argv = self.argv()
         self.starts += 1
@@ -272,6 +278,9 @@ class Weftd:
                                             stdin=subprocess.DEVNULL, env=CHILD_ENV,
                                             preexec_fn=_die_with_parent)
         _started_pids.add(self.process.pid)
+
+    def wait_ready(self):
+        """Waits until the launched weftd answers /healthz with 200 and its NBD port accepts."""
         deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
         while True:
             code = self.process.poll()
@@ -594,3 +603,160 @@ def crc32c(data, crc=0):
     for byte in data:
         crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+# ---- Replicated clusters (it_replication*.py): ZooKeeper + N weftd, vDisk owners, takeover.
+
+def vdisk_path(name):
+    return "/api/v1/vdisks/" + urllib.parse.quote(name, safe="")
+
+
+class ClusterNode:
+    """One weftd of a ZooKeeper cluster: its ports (the RPC port is chosen here and written into
+    the cluster configuration), its flags and a CLI for it."""
+
+    def __init__(self, harness, node_id, zk_connect, *, session_ms, zk_root="/weft",
+                 disk_size="1G", extra_args=()):
+        self.node_id = node_id
+        self.daemon = harness.new_daemon(name=f"node{node_id}", disk_size=disk_size)
+        self.rpc_port = free_port()
+        while self.rpc_port in (self.daemon.admin_port, self.daemon.nbd_port):
+            self.rpc_port = free_port()
+        self.daemon.extra_args = ["--node-id", str(node_id), "--zookeeper", zk_connect,
+                                  "--zookeeper-root", zk_root,
+                                  "--zookeeper-session-timeout-ms", str(session_ms),
+                                  *extra_args]
+        self.cli = Cli(harness.args.weft, self.daemon)
+
+    def spec(self):
+        """The --node argument of `weft cluster create`: ID=RPC_ADDRESS,ADMIN_ADDRESS."""
+        return f"{self.node_id}=127.0.0.1:{self.rpc_port},{self.daemon.admin_address}"
+
+    def uri(self, vdisk):
+        return self.daemon.uri(vdisk)
+
+    def vdisk(self, name):
+        """(HTTP status, body) of GET /api/v1/vdisks/NAME on this node (200 only on the owner)."""
+        return admin_request(self.daemon.admin_address, "GET", vdisk_path(name), timeout_s=10)
+
+    def owns(self, name):
+        """Whether this node answers 200 for the vDisk (a node that is down or paused does not)."""
+        try:
+            status, _ = admin_request(self.daemon.admin_address, "GET", vdisk_path(name),
+                                      timeout_s=2)
+        except OSError:
+            return False
+        return status == 200
+
+    def stats(self, name):
+        """The vDisk's stats groups from this node, which must own it."""
+        status, body = self.vdisk(name)
+        check_equal(status, 200, f"GET vdisk {name} on node {self.node_id} ({body})")
+        return body.get("stats", {})
+
+    def replication(self, name):
+        stats = self.stats(name)
+        check("replication" in stats, f"vdisk {name} on node {self.node_id} has no replication "
+              f"counters: {stats}")
+        return stats["replication"]
+
+    def pause(self):
+        """SIGSTOP: the process keeps its sockets but answers nothing (a hung node)."""
+        log(f"pausing node {self.node_id} with SIGSTOP")
+        os.kill(self.daemon.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        log(f"resuming node {self.node_id} with SIGCONT")
+        os.kill(self.daemon.process.pid, signal.SIGCONT)
+
+
+class Cluster:
+    """ZooKeeper (a zk_server.ZkServer, started by the caller) and weftd nodes with ids 1..N."""
+
+    def __init__(self, harness, zk, node_count, *, session_ms, name="it", redundancy_factor=None,
+                 extra_args=()):
+        self.harness = harness
+        self.zk = zk
+        self.name = name
+        self.redundancy_factor = redundancy_factor
+        self.nodes = {i: ClusterNode(harness, i, zk.connect_string, session_ms=session_ms,
+                                     extra_args=extra_args)
+                      for i in range(1, node_count + 1)}
+
+    def node(self, node_id):
+        return self.nodes[node_id]
+
+    def create(self):
+        """`weft cluster create` with every node, then starts them one after the other (not from
+        threads: a daemon gets SIGKILL when the thread that started it ends) and waits until
+        every node sees every other live."""
+        argv = [self.harness.args.weft, "cluster", "create", "--zookeeper",
+                self.zk.connect_string, "--zookeeper-root", "/weft", "--name", self.name]
+        if self.redundancy_factor is not None:
+            argv += ["--redundancy-factor", str(self.redundancy_factor)]
+        for node in self.nodes.values():
+            argv += ["--node", node.spec()]
+        run(argv)
+        self.start(list(self.nodes))
+        self.wait_live(list(self.nodes))
+
+    def start(self, node_ids):
+        """Launches the nodes' weftd, then waits for each: a node's start needs a quorum of the
+        metadata ring, so nodes that form it start together."""
+        for node_id in node_ids:
+            self.nodes[node_id].daemon.launch()
+        for node_id in node_ids:
+            self.nodes[node_id].daemon.wait_ready()
+
+    def running(self):
+        """Nodes whose weftd process runs (paused ones included)."""
+        return [node for node in self.nodes.values() if node.daemon.alive()]
+
+    def wait_live(self, expected_ids, timeout_s=60):
+        """Until every running node sees exactly `expected_ids` as live (a killed node drops out
+        once its ZooKeeper session expires; a restarted one joins)."""
+        def settled():
+            for node in self.running():
+                view = node.cli.json("cluster", "show")
+                live = sorted(n["node_id"] for n in view["nodes"] if n["live"])
+                if live != sorted(expected_ids):
+                    return False
+            return True
+        poll_until(settled, timeout_s, f"every running node to see nodes {sorted(expected_ids)} "
+                   "live", interval_s=0.2)
+
+    def owners(self, vdisk, candidates=None):
+        """Ids of the nodes (running, or the given ones) that answer 200 for the vDisk."""
+        nodes = candidates if candidates is not None else self.running()
+        return [node.node_id for node in nodes if node.owns(vdisk)]
+
+    def wait_owner(self, vdisk, candidates, timeout_s=60):
+        """Polls `candidates` until one answers 200 for the vDisk; returns (node, seconds
+        waited). Two owners at once fail the test (split brain)."""
+        started = time.monotonic()
+        found = []
+
+        def one_owner():
+            found[:] = self.owners(vdisk, candidates)
+            check(len(found) <= 1, f"vdisk {vdisk} has two owners at once: nodes {found}")
+            return len(found) == 1
+        poll_until(one_owner, timeout_s, f"a node among {[n.node_id for n in candidates]} to "
+                   f"take vdisk {vdisk} over", interval_s=0.1)
+        return self.nodes[found[0]], time.monotonic() - started
+
+    def stop_all(self):
+        """SIGTERM to every running node (resumed first if paused), clean exits required."""
+        for node in self.running():
+            os.kill(node.daemon.process.pid, signal.SIGCONT)
+            node.daemon.stop()
+
+
+def nbd_refused(uri):
+    """Whether an NBD client is refused the export at `uri` (libnbd's connect fails)."""
+    import nbd  # Only in /usr/bin/python3 (python3-libnbd).
+    try:
+        handle = nbd_handle(uri)
+    except nbd.Error:
+        return True
+    handle.shutdown()
+    return False
