@@ -96,7 +96,8 @@ Status ExtentStore::State::LoadEgroups() {
           return Status::Corruption(
               fmt::format("disk {}: more than {} egroups", disk_name, kMaxEgroups));
         }
-        egroups[egroup_id] = LiveEgroup{row->created_micros, row->written_block_count, 0};
+        egroups[egroup_id] =
+            LiveEgroup{row->created_micros, row->written_block_count, 0, row->replica_version};
         return Status::Ok();
       });
 }
@@ -160,7 +161,7 @@ Status ExtentStore::State::LoadLayoutAndReclaim() {
 
 // ---- Egroups ----
 
-Status ExtentStore::CreateEgroup(EgroupId egroup_id) {
+Status ExtentStore::CreateEgroup(EgroupId egroup_id, uint64_t replica_version) {
   State& state = *state_;
   if (!state.metadata_failure.ok()) return state.metadata_failure;
   if (state.egroups.contains(egroup_id)) {
@@ -173,13 +174,13 @@ Status ExtentStore::CreateEgroup(EgroupId egroup_id) {
   }
   const uint64_t created_micros = state.metadata->NowMicros();
   MetadataBatch batch(*state.metadata);
-  batch.PutEgroup(format::MakeEgroupRow(egroup_id, 0, created_micros));
+  batch.PutEgroup(format::MakeEgroupRow(egroup_id, 0, created_micros, replica_version));
   const Status committed = state.metadata->Commit(batch);
   if (!committed.ok()) {
     state.metadata_failure = committed;
     return committed;
   }
-  state.egroups[egroup_id] = LiveEgroup{created_micros, 0, 0};
+  state.egroups[egroup_id] = LiveEgroup{created_micros, 0, 0, replica_version};
   return Status::Ok();
 }
 
@@ -222,12 +223,19 @@ Status ExtentStore::DeleteEgroup(EgroupId egroup_id) {
   return Status::Ok();
 }
 
+namespace {
+
+EgroupInfo InfoOf(EgroupId egroup_id, const LiveEgroup& egroup) {
+  return {egroup_id, uint64_t{egroup.written_block_count} * kChecksumBlockBytes,
+          egroup.replica_version};
+}
+
+}  // namespace
+
 std::vector<EgroupInfo> ExtentStore::ListEgroups() const {
   std::vector<EgroupInfo> list;
   list.reserve(state_->egroups.size());
-  for (const auto& [egroup_id, egroup] : state_->egroups) {
-    list.push_back({egroup_id, uint64_t{egroup.written_block_count} * kChecksumBlockBytes});
-  }
+  for (const auto& [egroup_id, egroup] : state_->egroups) list.push_back(InfoOf(egroup_id, egroup));
   return list;
 }
 
@@ -237,7 +245,40 @@ Result<EgroupInfo> ExtentStore::GetEgroup(EgroupId egroup_id) const {
     return Status::NotFound(
         fmt::format("disk {} egroup {} does not exist", state_->disk_name, egroup_id));
   }
-  return EgroupInfo{egroup_id, uint64_t{found->second.written_block_count} * kChecksumBlockBytes};
+  return InfoOf(egroup_id, found->second);
+}
+
+Result<uint64_t> ExtentStore::ReplicaVersion(EgroupId egroup_id) const {
+  WEFT_ASSIGN_OR_RETURN(EgroupInfo info, GetEgroup(egroup_id));
+  return info.replica_version;
+}
+
+Status ExtentStore::SetReplicaVersion(EgroupId egroup_id, uint64_t replica_version) {
+  State& state = *state_;
+  if (!state.metadata_failure.ok()) return state.metadata_failure;
+  auto egroup = state.egroups.find(egroup_id);
+  if (egroup == state.egroups.end()) {
+    return Status::NotFound(
+        fmt::format("disk {} egroup {} does not exist", state.disk_name, egroup_id));
+  }
+  // A write in flight carries its own version, and its batch is prepared from the version
+  // committed before it: setting one now could be undone by it, or undo it.
+  if (egroup->second.inflight_writes > 0 || state.HasWaitingWrites(egroup_id)) {
+    return Status::Busy(
+        fmt::format("disk {} egroup {}: writes in flight, the replica version "
+                    "cannot be set",
+                    state.disk_name, egroup_id));
+  }
+  MetadataBatch batch(*state.metadata);
+  batch.PutEgroup(format::MakeEgroupRow(egroup_id, egroup->second.written_block_count,
+                                        egroup->second.created_micros, replica_version));
+  const Status committed = state.metadata->Commit(batch);
+  if (!committed.ok()) {
+    state.metadata_failure = committed;
+    return committed;
+  }
+  egroup->second.replica_version = replica_version;
+  return Status::Ok();
 }
 
 ExtentStoreStats ExtentStore::stats() const {
@@ -292,6 +333,13 @@ bool ExtentStore::State::Idle() const {
   return inflight_writes == 0 && write_queue.empty() && !commit_in_progress &&
          inflight_reads.empty() && !metadata_sync_in_progress && ready_completions.empty() &&
          space_waiters.empty() && running_commit == nullptr;
+}
+
+bool ExtentStore::State::HasWaitingWrites(EgroupId egroup_id) const {
+  WEFT_ASSERT(space_waiters.size() <= kMaxSpaceWaiters);  // Bounds the scan.
+  return std::any_of(
+      space_waiters.begin(), space_waiters.end(),
+      [egroup_id](const SpaceWaiter& waiter) { return waiter.egroup_id == egroup_id; });
 }
 
 // ---- Deferred frees ----
@@ -383,9 +431,10 @@ void ExtentStore::State::RetrySpaceWaiters(bool may_wait_again) {
   for (SpaceWaiter& waiter : waiters) {
     if (waiter.trim_length_bytes > 0) {
       SubmitTrim(waiter.egroup_id, waiter.offset_bytes, waiter.trim_length_bytes,
-                 std::move(waiter.done));
+                 std::move(waiter.done), waiter.replica_version);
     } else {
-      SubmitWrite(waiter.egroup_id, waiter.offset_bytes, waiter.data, std::move(waiter.done));
+      SubmitWrite(waiter.egroup_id, waiter.offset_bytes, waiter.data, std::move(waiter.done),
+                  waiter.replica_version);
     }
   }
   space_waiting_allowed = true;

@@ -15,6 +15,13 @@
 // Reads verify every block's checksum; a mismatch is a Corruption status naming the disk, the
 // egroup and the offset. Unwritten blocks of an egroup read as zeros.
 //
+// Replica versions (issue 7): an egroup has one replica on each of RF nodes, under the same id.
+// The vDisk owner numbers its writes to an egroup (replica_version, counting up per egroup), and
+// each replica commits the number with the write's block map, in the same synced batch: after a
+// crash a replica's version says exactly which writes it holds (if write v's data is there, the
+// version is at least v; if the version is v, write v's data is there), so a replica that missed
+// writes shows a lower version and is not served.
+//
 // Threading: one owner thread; completions run inside Poll(). RocksDB commits run on that thread,
 // batched (one commit per group).
 #pragma once
@@ -57,7 +64,8 @@ struct ExtentStoreOptions {
 
 struct EgroupInfo {
   EgroupId id = 0;
-  uint64_t written_bytes = 0;  // Bytes of blocks holding data.
+  uint64_t written_bytes = 0;    // Bytes of blocks holding data.
+  uint64_t replica_version = 0;  // As committed; 0 if never given one.
 };
 
 struct ScrubReport {
@@ -98,31 +106,46 @@ class ExtentStore {
                                                    const ExtentStoreOptions& options);
   ~ExtentStore();  // Waits for in-flight I/O (errors included) to finish.
 
-  // AlreadyExists if present. Synchronous (one RocksDB write).
-  Status CreateEgroup(EgroupId egroup_id);
+  // AlreadyExists if present. Synchronous (one RocksDB write), with the given replica version.
+  Status CreateEgroup(EgroupId egroup_id, uint64_t replica_version = 0);
   // Frees the egroup's blocks once its removal is committed. NotFound; Busy while I/O runs on it.
   Status DeleteEgroup(EgroupId egroup_id);
   std::vector<EgroupInfo> ListEgroups() const;
   Result<EgroupInfo> GetEgroup(EgroupId egroup_id) const;  // NotFound.
 
+  // The egroup's replica version as committed (writes in flight do not count). NotFound.
+  Result<uint64_t> ReplicaVersion(EgroupId egroup_id) const;
+  // Sets the replica version exactly, lower included: for a replica whose whole contents were
+  // just copied from another (repair, re-replication). Synchronous (one synced RocksDB write).
+  // NotFound; Busy while writes to the egroup are in flight or waiting (the version could not
+  // be ordered with theirs).
+  Status SetReplicaVersion(EgroupId egroup_id, uint64_t replica_version);
+
   // offset and length multiples of 4 KiB, length 4 KiB..1 MiB, within the egroup's 4 MiB.
   // `data` must stay valid until `done` runs. Errors: InvalidArgument, NotFound, NoSpace, Busy,
-  // IOError.
+  // IOError. A non-zero `replica_version` raises the egroup's version to at least that, in the
+  // same synced batch as the write's block map (a crash keeps both or neither); 0 leaves it.
   void Write(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
-             WriteCompletion done);
+             WriteCompletion done, uint64_t replica_version = 0);
   void Read(EgroupId egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,
             ReadCompletion done);
   // Unmaps the range's blocks: they read as zeros afterwards and their space is freed. Ordered
   // with writes exactly like a write (an overlapping write submitted before it is trimmed, one
   // submitted after it lands), committed the same way (durable when `done` runs), and
   // all-or-nothing across a crash. offset and length multiples of 4 KiB, length 4 KiB..4 MiB,
-  // within the egroup. Errors as Write.
-  void Trim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes, WriteCompletion done);
+  // within the egroup. Errors and `replica_version` as Write.
+  void Trim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes, WriteCompletion done,
+            uint64_t replica_version = 0);
   // Which 4 KiB blocks of the range hold data, as committed (writes still in flight are not
   // seen). One entry per block. Synchronous (slot rows come from the cache or RocksDB). Same
   // range rules as Trim.
   Result<std::vector<bool>> AllocatedBlocks(EgroupId egroup_id, uint64_t offset_bytes,
                                             uint64_t length_bytes);
+  // The stored crc32c of each 4 KiB block of the range (0 for unwritten blocks), as committed:
+  // lets replicas be compared without reading their data. Synchronous, same rules as
+  // AllocatedBlocks.
+  Result<std::vector<uint32_t>> BlockChecksums(EgroupId egroup_id, uint64_t offset_bytes,
+                                               uint64_t length_bytes);
 
   // Re-reads every written block of every egroup and verifies its checksum, and asks RocksDB to
   // verify its files. Synchronous; reports, never repairs.

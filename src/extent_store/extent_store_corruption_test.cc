@@ -5,11 +5,14 @@
 #include <rocksdb/db.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <vector>
 
+#include "base/crc32c.h"
 #include "extent_store/extent_store.h"
 #include "extent_store/extent_store_test_util.h"
 #include "extent_store/metadata_format.h"
@@ -273,12 +276,118 @@ TEST_F(MetadataRowCorruptionTest, WrongWrittenCountRefusesToOpen) {
     rocksdb::WriteOptions write_options;
     write_options.sync = true;
     ASSERT_TRUE(db.Put(write_options, handles[1], format::EgroupKey(kEgroup),
-                       format::EncodeEgroupRow(format::MakeEgroupRow(kEgroup, 3, 0)))
+                       format::EncodeEgroupRow(format::MakeEgroupRow(kEgroup, 3, 0, 0)))
                     .ok());
   });
   const Status status = Reopen();
   ASSERT_TRUE(status.IsCorruption()) << status.ToString();
   EXPECT_NE(status.message().find("egroup 9"), std::string::npos) << status.ToString();
+}
+
+// An egroup row as weft wrote it before replica versions (row format version 1, 32 bytes): the
+// bytes that build's EncodeEgroupRow(MakeEgroupRow(9, 4, 1700000000000000)) produced, egroup 9
+// with 4 written blocks. Kept as bytes, not re-encoded, so that the reader is checked against
+// what old stores really hold.
+constexpr unsigned char kVersion1EgroupRow[] = {
+    0x0c, 0x84, 0x82, 0x0f, 0x45, 0x47, 0x47, 0x52,  // crc32c, magic "EGGR"
+    0x01, 0x00, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00,  // version 1, live, written_block_count 4
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // egroup_id 9
+    0x00, 0x40, 0x1e, 0x18, 0x24, 0x0a, 0x06, 0x00,  // created_micros 1700000000000000
+};
+constexpr uint64_t kVersion1CreatedMicros = 1700000000000000;
+
+std::string Version1EgroupRow() {
+  return std::string(reinterpret_cast<const char*>(kVersion1EgroupRow), sizeof(kVersion1EgroupRow));
+}
+
+// Re-stamps the crc of a hand-edited row, so that the decoder's later checks are reached.
+std::string WithCrc(std::string value) {
+  const uint32_t crc = Crc32c(value.data() + sizeof(uint32_t), value.size() - sizeof(uint32_t));
+  std::memcpy(value.data(), &crc, sizeof(crc));
+  return value;
+}
+
+void PutEgroupValue(TestDisk& disk, EgroupId egroup_id, const std::string& value) {
+  ChangeDatabase(disk, [&](rocksdb::DB& db, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = true;
+    ASSERT_TRUE(db.Put(write_options, handles[1], format::EgroupKey(egroup_id), value).ok());
+  });
+}
+
+std::string GetEgroupValue(TestDisk& disk, EgroupId egroup_id) {
+  std::string value;
+  ChangeDatabase(disk, [&](rocksdb::DB& db, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    ASSERT_TRUE(db.Get({}, handles[1], format::EgroupKey(egroup_id), &value).ok());
+  });
+  return value;
+}
+
+TEST_F(MetadataRowCorruptionTest, VersionOneEgroupRowReadsAsReplicaVersionZero) {
+  static_assert(sizeof(kVersion1EgroupRow) == sizeof(format::EgroupRowV1));
+  PutEgroupValue(disk_, kEgroup, Version1EgroupRow());
+  ASSERT_TRUE(Reopen().ok());
+  ExtentStore& store = disk_.store();
+  EXPECT_EQ(*store.ReplicaVersion(kEgroup), 0u);
+  EXPECT_EQ(store.GetEgroup(kEgroup)->written_bytes, 4 * kBlock);
+  AlignedBuffer read(4 * kBlock);
+  ASSERT_TRUE(ReadSync(store, kEgroup, kExtentBytes, read.span()).ok());
+  EXPECT_TRUE(SameBytes(read.span(), PatternBuffer(4 * kBlock, 1).span()));
+  EXPECT_TRUE(store.Scrub().bad_blocks.empty());
+
+  // The next write rewrites the row as version 2, keeping what version 1 recorded.
+  AlignedBuffer data = PatternBuffer(kBlock, 2);
+  ASSERT_TRUE(WriteSync(store, kEgroup, 0, data.span(), /*replica_version=*/7).ok());
+  ASSERT_TRUE(disk_.Close().ok());
+  const std::string value = GetEgroupValue(disk_, kEgroup);
+  ASSERT_EQ(value.size(), sizeof(format::EgroupRow));
+  format::EgroupRow stored;
+  std::memcpy(&stored, value.data(), sizeof(stored));
+  EXPECT_EQ(stored.version, format::kEgroupRowVersion);
+  EXPECT_EQ(stored.replica_version, 7u);
+  EXPECT_EQ(stored.created_micros, kVersion1CreatedMicros);
+  EXPECT_EQ(stored.written_block_count, 5u);
+  ASSERT_TRUE(Reopen().ok());
+  EXPECT_EQ(*disk_.store().ReplicaVersion(kEgroup), 7u);
+}
+
+// Each damaged egroup row refuses the open with a Corruption naming the disk, the egroup and
+// what is wrong.
+void ExpectEgroupRowRefused(TestDisk& disk, const std::string& value, std::string_view reason) {
+  PutEgroupValue(disk, 9, value);
+  Status status = disk.OpenBlockstore();
+  if (status.ok()) status = disk.OpenStore();
+  ASSERT_TRUE(status.IsCorruption()) << reason << ": " << status.ToString();
+  EXPECT_NE(status.message().find("disk disk0 egroup 9"), std::string::npos) << status.ToString();
+  EXPECT_NE(status.message().find(reason), std::string::npos) << status.ToString();
+  ASSERT_TRUE(disk.Close().ok());
+}
+
+TEST_F(MetadataRowCorruptionTest, DamagedEgroupRowsAreNamed) {
+  const std::string good = GetEgroupValue(disk_, kEgroup);
+  ASSERT_EQ(good.size(), sizeof(format::EgroupRow));
+
+  std::string bad_crc = good;
+  bad_crc[offsetof(format::EgroupRow, replica_version)] ^= 0x01;
+  ExpectEgroupRowRefused(disk_, bad_crc, "crc32c mismatch");
+
+  std::string bad_magic = good;
+  bad_magic[offsetof(format::EgroupRow, magic)] ^= 0x20;
+  ExpectEgroupRowRefused(disk_, WithCrc(bad_magic), "magic");
+
+  // A version that does not go with the row's size, either way round.
+  std::string long_version_one = good;
+  long_version_one[offsetof(format::EgroupRow, version)] = 1;
+  ExpectEgroupRowRefused(disk_, WithCrc(long_version_one), "format version 1, expected 2");
+  std::string short_version_two = Version1EgroupRow();
+  short_version_two[offsetof(format::EgroupRowV1, version)] = 2;
+  ExpectEgroupRowRefused(disk_, WithCrc(short_version_two), "format version 2, expected 1");
+
+  ExpectEgroupRowRefused(disk_, good.substr(0, 36), "36 bytes");
+
+  // The undamaged row still opens.
+  PutEgroupValue(disk_, kEgroup, good);
+  ASSERT_TRUE(Reopen().ok());
 }
 
 // Damaged RocksDB files in a real directory: each case starts from a pristine copy of the

@@ -7,6 +7,12 @@
 // read back names exactly the write it came from, and a block torn between two writes (the
 // device tears at 512 B) or landed in the wrong place is caught.
 //
+// Replica versions: three writes in four carry their write id as replica version (ids grow in
+// submission order, as an owner's per-egroup counter does), the fourth carries 0. After recovery
+// an egroup's version V must agree with its data: every block showing a versioned write w has
+// V >= w, write V's data is there (not older data), and V covers every acknowledged versioned
+// write.
+//
 // Replay: the binary takes --seed=N and --iterations=N (or WEFT_SEED / WEFT_ITERATIONS). The
 // iterations share one device and one metadata env, so a failure at iteration K replays with
 // the same seed and --iterations=K+1; each failure message prints that command line.
@@ -94,7 +100,8 @@ struct WriteRecord {
   uint32_t egroup_index = 0;
   uint32_t first_block = 0;
   uint32_t block_count = 0;
-  bool trim = false;  // A Trim: the blocks read as zeros once it applies.
+  bool trim = false;             // A Trim: the blocks read as zeros once it applies.
+  uint64_t replica_version = 0;  // Its write id, or 0 for an unversioned write.
   Outcome outcome = Outcome::kPending;
   AlignedBuffer data;  // Released once the write completes.
 
@@ -121,6 +128,7 @@ class CrashLoop {
     last_acknowledged_.assign(kEgroupCount, std::vector<uint64_t>(kBlocksPerEgroup, 0));
     last_trim_submitted_.assign(kEgroupCount, std::vector<uint64_t>(kBlocksPerEgroup, 0));
     reset_write_id_.assign(kEgroupCount, 0);
+    acknowledged_version_.assign(kEgroupCount, 0);
     pending_writes_per_egroup_.assign(kEgroupCount, 0);
   }
 
@@ -178,6 +186,7 @@ class CrashLoop {
   void Verify(uint64_t first_write_id_of_iteration);
   void CheckBlock(uint32_t egroup, uint32_t block, const DecodedBlock& decoded, uint64_t floor,
                   uint64_t reset_write_id, std::string_view what);
+  void CheckReplicaVersion(uint32_t egroup, uint64_t version, const std::vector<uint64_t>& shown);
 
   const uint64_t base_seed_;
   uint64_t iteration_ = 0;
@@ -193,6 +202,9 @@ class CrashLoop {
   // zeros are explained by a trim that may have applied.
   std::vector<std::vector<uint64_t>> last_trim_submitted_;
   std::vector<uint64_t> reset_write_id_;
+  // [egroup]: the newest acknowledged versioned write since the egroup's creation (after a
+  // recovery: the version the egroup came back with).
+  std::vector<uint64_t> acknowledged_version_;
   std::vector<uint32_t> pending_writes_per_egroup_;
   uint32_t pending_writes_ = 0;
   uint32_t pending_reads_ = 0;
@@ -248,6 +260,8 @@ void CrashLoop::SubmitWrite() {
   }
   write.first_block = std::min(write.first_block, kBlocksPerEgroup - write.block_count);
   const uint64_t write_id = next_write_id_++;
+  // From the id, not a random draw: the seeds' operation sequences stay what they were.
+  write.replica_version = write_id % 4 == 0 ? 0 : write_id;
   write.trim = OneIn(6);
   if (write.trim) {
     for (uint32_t block = write.first_block; block < write.first_block + write.block_count;
@@ -266,6 +280,7 @@ void CrashLoop::SubmitWrite() {
   const uint64_t offset_bytes = uint64_t{write.first_block} * kChecksumBlockBytes;
   const uint64_t length_bytes = uint64_t{write.block_count} * kChecksumBlockBytes;
   const bool trim = write.trim;
+  const uint64_t replica_version = write.replica_version;
   writes_.emplace(write_id, std::move(write));
   ++pending_writes_;
   ++pending_writes_per_egroup_[egroup_index];
@@ -289,6 +304,8 @@ void CrashLoop::SubmitWrite() {
         uint64_t& last = last_acknowledged_[done.egroup_index][block];
         last = std::max(last, write_id);
       }
+      uint64_t& version = acknowledged_version_[done.egroup_index];
+      version = std::max(version, done.replica_version);
       return;
     }
     done.outcome = Outcome::kFailed;
@@ -298,9 +315,11 @@ void CrashLoop::SubmitWrite() {
     }
   };
   if (trim) {
-    disk_.store().Trim(EgroupIdOf(egroup_index), offset_bytes, length_bytes, std::move(done));
+    disk_.store().Trim(EgroupIdOf(egroup_index), offset_bytes, length_bytes, std::move(done),
+                       replica_version);
   } else {
-    disk_.store().Write(EgroupIdOf(egroup_index), offset_bytes, data, std::move(done));
+    disk_.store().Write(EgroupIdOf(egroup_index), offset_bytes, data, std::move(done),
+                        replica_version);
   }
 }
 
@@ -356,6 +375,7 @@ void CrashLoop::RecreateEgroup() {
   }
   std::fill(last_acknowledged_[egroup_index].begin(), last_acknowledged_[egroup_index].end(), 0);
   reset_write_id_[egroup_index] = next_write_id_;
+  acknowledged_version_[egroup_index] = 0;
 }
 
 void CrashLoop::ScrubWhileRunning() {
@@ -433,6 +453,44 @@ void CrashLoop::CheckBlock(uint32_t egroup, uint32_t block, const DecodedBlock& 
   if (decoded.write_id < floor) return fail("older than the newest acknowledged write");
 }
 
+void CrashLoop::CheckReplicaVersion(uint32_t egroup, uint64_t version,
+                                    const std::vector<uint64_t>& shown) {
+  const auto fail = [&](const std::string& why) {
+    ADD_FAILURE() << "egroup " << EgroupIdOf(egroup) << " came back with replica version "
+                  << version << ": " << why << Replay();
+  };
+  if (version < acknowledged_version_[egroup]) {
+    return fail("acknowledged versioned write " + std::to_string(acknowledged_version_[egroup]) +
+                " is not counted");
+  }
+  // Data newer than the version: the version was committed apart from the data.
+  for (uint32_t block = 0; block < kBlocksPerEgroup; ++block) {
+    if (shown[block] == 0 || writes_.at(shown[block]).replica_version == 0) continue;
+    if (shown[block] > version) {
+      return fail("block " + std::to_string(block) + " holds versioned write " +
+                  std::to_string(shown[block]));
+    }
+  }
+  if (version == 0) return;
+  // The version names a write of this egroup whose data (or, for a trim, zeros) is there, or
+  // was replaced by a later write or trim: never by older data.
+  auto write = writes_.find(version);
+  if (write == writes_.end() || write->second.replica_version != version ||
+      write->second.egroup_index != egroup || version < reset_write_id_[egroup]) {
+    return fail("no versioned write of this egroup has that number");
+  }
+  const WriteRecord& record = write->second;
+  const std::vector<uint64_t>& trims = last_trim_submitted_[egroup];
+  for (uint32_t block = record.first_block; block < record.first_block + record.block_count;
+       ++block) {
+    const bool zero_explained = record.trim || trims[block] > version;
+    if (shown[block] >= version || (shown[block] == 0 && zero_explained)) continue;
+    return fail(
+        "its block " + std::to_string(block) + " holds " +
+        (shown[block] == 0 ? std::string("zeros") : "write " + std::to_string(shown[block])));
+  }
+}
+
 void CrashLoop::Verify(uint64_t first_write_id_of_iteration) {
   ExtentStore& store = disk_.store();
   std::vector<std::vector<uint64_t>> observed(kEgroupCount,
@@ -466,6 +524,15 @@ void CrashLoop::Verify(uint64_t first_write_id_of_iteration) {
         }
       }
     }
+    Result<uint64_t> version = store.ReplicaVersion(EgroupIdOf(egroup));
+    if (!version.ok() || *version != egroups[egroup].replica_version) {
+      ADD_FAILURE() << "egroup " << EgroupIdOf(egroup) << ": ReplicaVersion "
+                    << (version.ok() ? std::to_string(*version) : version.status().ToString())
+                    << ", ListEgroups " << egroups[egroup].replica_version << Replay();
+      return;
+    }
+    CheckReplicaVersion(egroup, *version, observed[egroup]);
+    acknowledged_version_[egroup] = *version;  // What came back is the floor from now on.
     if (egroups[egroup].written_bytes != egroup_written_blocks * kChecksumBlockBytes) {
       ADD_FAILURE() << "egroup " << EgroupIdOf(egroup) << " reports "
                     << egroups[egroup].written_bytes << " written bytes, " << egroup_written_blocks

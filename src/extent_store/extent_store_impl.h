@@ -42,6 +42,7 @@ struct LiveEgroup {
   uint64_t created_micros = 0;
   uint32_t written_block_count = 0;  // As committed.
   uint32_t inflight_writes = 0;      // Accepted and not yet completed.
+  uint64_t replica_version = 0;      // As committed.
 };
 
 struct PendingWrite {
@@ -53,6 +54,7 @@ struct PendingWrite {
   std::vector<blockstore::BlockRun> new_runs;  // Where the data goes, in data order.
   std::vector<uint32_t> checksums;             // crc32c of each 4 KiB block of `data`.
   uint32_t trim_block_count = 0;               // A trim: no data, this many blocks unmapped.
+  uint64_t replica_version = 0;                // 0: leaves the egroup's version as it is.
   uint32_t device_writes_outstanding = 0;
   bool metadata_persisted = false;  // The PersistMetadata() carrying the ALLOC records is done.
   Status status;                    // First error of its I/O.
@@ -109,10 +111,15 @@ struct ExtentStore::State {
   std::deque<std::unique_ptr<CommitGroupState>> flushing_groups;
   // A group whose RocksDB batch is being written on the commit thread (at most one: batches are
   // prepared from the rows the previous batch left, so they go one after another).
+  // What a commit makes of each egroup it touches (its egroup row in the batch says the same).
+  struct EgroupAfterCommit {
+    uint32_t written_block_count = 0;
+    uint64_t replica_version = 0;
+  };
   struct PreparedCommit {
     std::vector<std::unique_ptr<PendingWrite>> writes;
     std::unique_ptr<MetadataBatch> batch;
-    std::map<EgroupId, uint32_t> written_block_counts;
+    std::map<EgroupId, EgroupAfterCommit> egroups_after;
     std::vector<uint64_t> replaced_blocks;
   };
   std::unique_ptr<PreparedCommit> running_commit;
@@ -139,6 +146,7 @@ struct ExtentStore::State {
     std::span<const std::byte> data;
     WriteCompletion done;
     uint64_t trim_length_bytes = 0;  // A trim queued behind waiting writes (keeps the order).
+    uint64_t replica_version = 0;
   };
   std::deque<SpaceWaiter> space_waiters;
   static constexpr size_t kMaxSpaceWaiters = 1024;
@@ -172,13 +180,14 @@ struct ExtentStore::State {
   bool FreesOnTheirWay() const;
   void RetrySpaceWaiters(bool may_wait_again);
   bool Idle() const;
+  bool HasWaitingWrites(EgroupId egroup_id) const;
   uint64_t device_block_count() const { return blockstore.block_count(); }
 
   // extent_store_write.cc
   void SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
-                   WriteCompletion done);
+                   WriteCompletion done, uint64_t replica_version);
   void SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
-                  WriteCompletion done);
+                  WriteCompletion done, uint64_t replica_version);
   Result<std::vector<blockstore::BlockRun>> AllocateBlocks(uint32_t block_count);
   void OnDataWritten(PendingWrite* write, Status status);
   void OnWriteMetadataPersisted(PendingWrite* write, Status status);
@@ -192,6 +201,13 @@ struct ExtentStore::State {
   size_t CollectCommitResults();
   void FailWrite(std::unique_ptr<PendingWrite> write, Status status);
   void FinishWrite(std::unique_ptr<PendingWrite> write, Status status);
+
+  // extent_store_block_map.cc
+  // Calls visit(index, layout entry, checksum entry) for each 4 KiB block of a range that passed
+  // ValidateRange, from the committed slot rows.
+  Status VisitCommittedBlocks(
+      EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
+      const std::function<void(uint64_t index, uint32_t physical_block, uint32_t checksum)>& visit);
 
   // extent_store_read.cc
   void SubmitRead(EgroupId egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,

@@ -648,10 +648,18 @@ TEST(ExtentStoreFormatTest, RowsRoundTripAndCatchDamage) {
   EXPECT_EQ(format::DecodeSlotKey(format::SlotKey(address.egroup_id, address.slot)), address);
   EXPECT_FALSE(format::DecodeSlotKey(std::string(9, '\xff')).has_value());
 
-  const std::string egroup_value = format::EncodeEgroupRow(format::MakeEgroupRow(9, 17, 1000));
+  const std::string egroup_value =
+      format::EncodeEgroupRow(format::MakeEgroupRow(9, 17, 1000, 0x1122334455667788ull));
+  EXPECT_EQ(egroup_value.size(), sizeof(format::EgroupRow));
   Result<format::EgroupRow> egroup = format::DecodeEgroupRow(egroup_value, 9);
   ASSERT_TRUE(egroup.ok());
   EXPECT_EQ(egroup->written_block_count, 17u);
+  EXPECT_EQ(egroup->replica_version, 0x1122334455667788ull);
+  for (size_t bit = 0; bit < egroup_value.size() * 8; ++bit) {
+    std::string damaged = egroup_value;
+    damaged[bit / 8] = static_cast<char>(damaged[bit / 8] ^ (1 << (bit % 8)));
+    EXPECT_TRUE(format::DecodeEgroupRow(damaged, 9).status().IsCorruption()) << "bit " << bit;
+  }
   EXPECT_TRUE(format::DecodeEgroupRow(egroup_value, 10).status().IsCorruption());
 }
 
@@ -669,13 +677,7 @@ using testing::TestDisk;
 using testing::WaitFor;
 using testing::WriteSync;
 
-Status TrimSync(ExtentStore& store, EgroupId egroup_id, uint64_t offset_bytes,
-                uint64_t length_bytes) {
-  std::optional<Status> result;
-  store.Trim(egroup_id, offset_bytes, length_bytes, [&result](Status status) { result = status; });
-  EXPECT_FALSE(result.has_value()) << "a completion ran inside the call";
-  return WaitFor(store, result);
-}
+using testing::TrimSync;
 
 TEST(ExtentStoreTrimTest, TrimUnmapsFreesAndReadsZeros) {
   TestDisk disk;

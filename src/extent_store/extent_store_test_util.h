@@ -100,9 +100,21 @@ inline Status WaitFor(ExtentStore& store, const std::optional<Status>& result) {
 }
 
 inline Status WriteSync(ExtentStore& store, EgroupId egroup_id, uint64_t offset_bytes,
-                        std::span<const std::byte> data) {
+                        std::span<const std::byte> data, uint64_t replica_version = 0) {
   std::optional<Status> result;
-  store.Write(egroup_id, offset_bytes, data, [&result](Status status) { result = status; });
+  store.Write(
+      egroup_id, offset_bytes, data, [&result](Status status) { result = status; },
+      replica_version);
+  return WaitFor(store, result);
+}
+
+inline Status TrimSync(ExtentStore& store, EgroupId egroup_id, uint64_t offset_bytes,
+                       uint64_t length_bytes, uint64_t replica_version = 0) {
+  std::optional<Status> result;
+  store.Trim(
+      egroup_id, offset_bytes, length_bytes, [&result](Status status) { result = status; },
+      replica_version);
+  EXPECT_FALSE(result.has_value()) << "a completion ran inside the call";
   return WaitFor(store, result);
 }
 

@@ -28,7 +28,7 @@ namespace {
 // writes to one slot in one group stack up as they would one by one.
 struct GroupRows {
   std::map<format::SlotAddress, format::SlotRows> slots;
-  std::map<EgroupId, uint32_t> written_block_counts;  // Of each touched egroup, after the group.
+  std::map<EgroupId, ExtentStore::State::EgroupAfterCommit> egroups;  // Each touched egroup.
   std::vector<uint64_t> replaced_blocks;
 };
 
@@ -44,8 +44,8 @@ bool ChecksumsMatch(const PendingWrite& write) {
 }  // namespace
 
 void ExtentStore::Write(EgroupId egroup_id, uint64_t offset_bytes, std::span<const std::byte> data,
-                        WriteCompletion done) {
-  state_->SubmitWrite(egroup_id, offset_bytes, data, std::move(done));
+                        WriteCompletion done, uint64_t replica_version) {
+  state_->SubmitWrite(egroup_id, offset_bytes, data, std::move(done), replica_version);
 }
 
 Result<std::vector<blockstore::BlockRun>> ExtentStore::State::AllocateBlocks(uint32_t block_count) {
@@ -59,7 +59,8 @@ Result<std::vector<blockstore::BlockRun>> ExtentStore::State::AllocateBlocks(uin
 }
 
 void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
-                                     std::span<const std::byte> data, WriteCompletion done) {
+                                     std::span<const std::byte> data, WriteCompletion done,
+                                     uint64_t replica_version) {
   WEFT_ASSERT(done != nullptr);
   Status status = ValidateRange("write", egroup_id, offset_bytes, data.size());
   if (status.ok() && !metadata_failure.ok()) status = metadata_failure;
@@ -71,7 +72,7 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
   if (status.ok() && !space_waiters.empty()) {
     // Writes apply in submission order: nothing may overtake a write waiting for space.
     if (space_waiters.size() < kMaxSpaceWaiters) {
-      space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done)});
+      space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done), 0, replica_version});
       return;
     }
     status = Status::Busy(fmt::format("disk {}: {} writes waiting for free space (the limit)",
@@ -83,7 +84,7 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
       metadata_failure.ok() && space_waiters.size() < kMaxSpaceWaiters) {
     // Blocks freed by earlier overwrites come back once their FREE records are durable: wait
     // for that instead of failing a write the disk will have room for.
-    space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done)});
+    space_waiters.push_back({egroup_id, offset_bytes, data, std::move(done), 0, replica_version});
     return;
   }
   if (!runs.ok()) {
@@ -94,6 +95,7 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
   auto write = std::make_unique<PendingWrite>();
   write->egroup_id = egroup_id;
   write->offset_bytes = offset_bytes;
+  write->replica_version = replica_version;
   write->done = std::move(done);
   write->new_runs = std::move(*runs);
   env::BlockDevice& device = blockstore.device();
@@ -132,12 +134,13 @@ void ExtentStore::State::SubmitWrite(EgroupId egroup_id, uint64_t offset_bytes,
 }
 
 void ExtentStore::Trim(EgroupId egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
-                       WriteCompletion done) {
-  state_->SubmitTrim(egroup_id, offset_bytes, length_bytes, std::move(done));
+                       WriteCompletion done, uint64_t replica_version) {
+  state_->SubmitTrim(egroup_id, offset_bytes, length_bytes, std::move(done), replica_version);
 }
 
 void ExtentStore::State::SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes,
-                                    uint64_t length_bytes, WriteCompletion done) {
+                                    uint64_t length_bytes, WriteCompletion done,
+                                    uint64_t replica_version) {
   WEFT_ASSERT(done != nullptr);
   // A trim is a write without data: it needs no blocks, no device write and no ALLOC record, so
   // it is ready at once, and it commits in its place in the queue (after every earlier write to
@@ -150,7 +153,8 @@ void ExtentStore::State::SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes,
   }
   if (status.ok() && !space_waiters.empty()) {
     if (space_waiters.size() < kMaxSpaceWaiters) {
-      space_waiters.push_back({egroup_id, offset_bytes, {}, std::move(done), length_bytes});
+      space_waiters.push_back(
+          {egroup_id, offset_bytes, {}, std::move(done), length_bytes, replica_version});
       return;
     }
     status = Status::Busy(fmt::format("disk {}: {} writes waiting for free space (the limit)",
@@ -163,6 +167,7 @@ void ExtentStore::State::SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes,
   auto trim = std::make_unique<PendingWrite>();
   trim->egroup_id = egroup_id;
   trim->offset_bytes = offset_bytes;
+  trim->replica_version = replica_version;
   trim->done = std::move(done);
   trim->trim_block_count = static_cast<uint32_t>(length_bytes / kChecksumBlockBytes);
   trim->metadata_persisted = true;  // It has no ALLOC records to wait for.
@@ -171,28 +176,6 @@ void ExtentStore::State::SubmitTrim(EgroupId egroup_id, uint64_t offset_bytes,
   ++egroups[egroup_id].inflight_writes;
   write_queue.push_back(std::move(trim));
   TryStartCommit();
-}
-
-Result<std::vector<bool>> ExtentStore::AllocatedBlocks(EgroupId egroup_id, uint64_t offset_bytes,
-                                                       uint64_t length_bytes) {
-  State& state = *state_;
-  WEFT_RETURN_IF_ERROR(
-      state.ValidateRange("map", egroup_id, offset_bytes, length_bytes, kEgroupMaxBytes));
-  const uint64_t first_block = offset_bytes / kChecksumBlockBytes;
-  const uint64_t block_count = length_bytes / kChecksumBlockBytes;
-  std::vector<bool> allocated(block_count, false);
-  std::optional<format::SlotRows> rows;
-  uint32_t rows_slot = format::kSlotsPerEgroup;  // None loaded yet.
-  for (uint64_t index = 0; index < block_count; ++index) {
-    const uint64_t egroup_block = first_block + index;
-    const auto slot = static_cast<uint32_t>(egroup_block / format::kBlocksPerSlot);
-    if (slot != rows_slot) {
-      WEFT_ASSIGN_OR_RETURN(rows, state.metadata->GetSlot({egroup_id, slot}));
-      rows_slot = slot;
-    }
-    allocated[index] = rows && rows->layout.entries[egroup_block % format::kBlocksPerSlot] != 0;
-  }
-  return allocated;
 }
 
 void ExtentStore::State::OnDataWritten(PendingWrite* write, Status status) {
@@ -393,19 +376,29 @@ std::unique_ptr<ExtentStore::State::PreparedCommit> ExtentStore::State::PrepareC
       FailWrite(std::move(write), loaded);
       continue;
     }
-    auto [count, inserted] = rows.written_block_counts.try_emplace(write->egroup_id, 0);
-    if (inserted) count->second = egroups.at(write->egroup_id).written_block_count;
-    ApplyWrite(*write, rows, count->second);
+    auto [after, inserted] = rows.egroups.try_emplace(write->egroup_id);
+    if (inserted) {
+      const LiveEgroup& egroup = egroups.at(write->egroup_id);
+      after->second = {egroup.written_block_count, egroup.replica_version};
+    }
+    ApplyWrite(*write, rows, after->second.written_block_count);
+    // Versions only go up here: a write numbered lower than what the replica holds (a retry of
+    // an old write, say) must not make the replica look staler than it is.
+    after->second.replica_version = std::max(after->second.replica_version, write->replica_version);
     prepared->writes.push_back(std::move(write));
   }
   if (prepared->writes.empty()) return nullptr;
   prepared->batch = std::make_unique<MetadataBatch>(*metadata);
   for (const auto& [address, slot_rows] : rows.slots) prepared->batch->PutSlot(slot_rows);
-  for (const auto& [egroup_id, written_block_count] : rows.written_block_counts) {
-    prepared->batch->PutEgroup(format::MakeEgroupRow(egroup_id, written_block_count,
-                                                     egroups.at(egroup_id).created_micros));
+  // Every touched egroup's row is rewritten, whether its count or its version changed or not:
+  // the version must land in this batch, with the block map it describes.
+  for (const auto& [egroup_id, after] : rows.egroups) {
+    const LiveEgroup& egroup = egroups.at(egroup_id);
+    WEFT_ASSERT(after.replica_version >= egroup.replica_version);
+    prepared->batch->PutEgroup(format::MakeEgroupRow(egroup_id, after.written_block_count,
+                                                     egroup.created_micros, after.replica_version));
   }
-  prepared->written_block_counts = std::move(rows.written_block_counts);
+  prepared->egroups_after = std::move(rows.egroups);
   prepared->replaced_blocks = std::move(rows.replaced_blocks);
   return prepared;
 }
@@ -423,8 +416,10 @@ void ExtentStore::State::FinishCommit(std::unique_ptr<PreparedCommit> prepared, 
     return;
   }
   ++counters.group_commits;
-  for (const auto& [egroup_id, written_block_count] : prepared->written_block_counts) {
-    egroups.at(egroup_id).written_block_count = written_block_count;
+  for (const auto& [egroup_id, after] : prepared->egroups_after) {
+    LiveEgroup& egroup = egroups.at(egroup_id);
+    egroup.written_block_count = after.written_block_count;
+    egroup.replica_version = after.replica_version;
   }
   DeferFree(std::move(prepared->replaced_blocks));
   for (std::unique_ptr<PendingWrite>& write : prepared->writes) {

@@ -44,7 +44,8 @@ std::string EncodeRow(Row row) {
 
 // Size, crc, magic and version: the checks every row kind shares.
 template <typename Row>
-Result<Row> DecodeRow(std::string_view value, uint32_t expected_magic, std::string_view kind) {
+Result<Row> DecodeRow(std::string_view value, uint32_t expected_magic, std::string_view kind,
+                      uint16_t expected_version = kFormatVersion) {
   if (value.size() != sizeof(Row)) {
     return Status::Corruption(
         fmt::format("{} row is {} bytes, expected {}", kind, value.size(), sizeof(Row)));
@@ -61,10 +62,32 @@ Result<Row> DecodeRow(std::string_view value, uint32_t expected_magic, std::stri
     return Status::Corruption(fmt::format("{} row has magic {:#010x}, expected {:#010x}", kind,
                                           row.magic, expected_magic));
   }
-  if (row.version != kFormatVersion) {
-    return Status::Corruption(fmt::format("{} row has format version {}, this build reads {}", kind,
-                                          row.version, kFormatVersion));
+  if (row.version != expected_version) {
+    return Status::Corruption(fmt::format("{} row of {} bytes has format version {}, expected {}",
+                                          kind, value.size(), row.version, expected_version));
   }
+  return row;
+}
+
+// The row's size tells its version (each version has its own size), and the version field must
+// agree. A version 1 row becomes a version 2 row with replica version 0: before replica versions
+// every egroup was a single copy, which no owner had numbered.
+Result<EgroupRow> DecodeEgroupRowOfAnyVersion(std::string_view value) {
+  if (value.size() != sizeof(EgroupRowV1)) {
+    return DecodeRow<EgroupRow>(value, kEgroupMagic, "egroup", kEgroupRowVersion);
+  }
+  WEFT_ASSIGN_OR_RETURN(EgroupRowV1 old_row,
+                        DecodeRow<EgroupRowV1>(value, kEgroupMagic, "egroup", kEgroupRowVersionV1));
+  EgroupRow row{};
+  row.magic = old_row.magic;
+  row.version = kEgroupRowVersion;
+  row.state = old_row.state;
+  row.reserved = old_row.reserved;
+  row.written_block_count = old_row.written_block_count;
+  row.egroup_id = old_row.egroup_id;
+  row.created_micros = old_row.created_micros;
+  row.replica_version = 0;
+  row.crc32c = RowCrc(row);  // As if read from disk: the crc matches the fields.
   return row;
 }
 
@@ -106,15 +129,17 @@ HeaderRow MakeHeaderRow(const Uuid& blockstore_uuid, uint32_t block_size_bytes) 
   return row;
 }
 
-EgroupRow MakeEgroupRow(EgroupId egroup_id, uint32_t written_block_count, uint64_t created_micros) {
+EgroupRow MakeEgroupRow(EgroupId egroup_id, uint32_t written_block_count, uint64_t created_micros,
+                        uint64_t replica_version) {
   WEFT_ASSERT(written_block_count <= kBlocksPerEgroup);
   EgroupRow row{};
   row.magic = kEgroupMagic;
-  row.version = kFormatVersion;
+  row.version = kEgroupRowVersion;
   row.state = static_cast<uint8_t>(EgroupState::kLive);
   row.written_block_count = written_block_count;
   row.egroup_id = egroup_id;
   row.created_micros = created_micros;
+  row.replica_version = replica_version;
   return row;
 }
 
@@ -138,6 +163,7 @@ std::string EncodeHeaderRow(const HeaderRow& row) {
 
 std::string EncodeEgroupRow(const EgroupRow& row) {
   WEFT_ASSERT(row.magic == kEgroupMagic);
+  WEFT_ASSERT(row.version == kEgroupRowVersion);  // Version 1 rows are never written.
   WEFT_ASSERT(row.written_block_count <= kBlocksPerEgroup);
   return EncodeRow(row);
 }
@@ -155,7 +181,7 @@ Result<HeaderRow> DecodeHeaderRow(std::string_view value) {
 }
 
 Result<EgroupRow> DecodeEgroupRow(std::string_view value, EgroupId expected_egroup_id) {
-  WEFT_ASSIGN_OR_RETURN(EgroupRow row, DecodeRow<EgroupRow>(value, kEgroupMagic, "egroup"));
+  WEFT_ASSIGN_OR_RETURN(EgroupRow row, DecodeEgroupRowOfAnyVersion(value));
   if (row.egroup_id != expected_egroup_id) {
     return Status::Corruption(fmt::format("egroup row names egroup {} under the key of egroup {}",
                                           row.egroup_id, expected_egroup_id));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,7 +23,11 @@ namespace weft::extent_store::format {
 
 static_assert(std::endian::native == std::endian::little, "weft on-disk formats are little-endian");
 
+// Header and block map rows. Egroup rows have their own version: replica versions (issue 7) grew
+// them to version 2; version 1 rows (older stores) are still read, as replica version 0.
 inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kEgroupRowVersion = 2;
+inline constexpr uint16_t kEgroupRowVersionV1 = 1;
 inline constexpr uint32_t kBlocksPerSlot = kExtentBytes / kChecksumBlockBytes;  // 256
 inline constexpr uint32_t kSlotsPerEgroup = kEgroupMaxBytes / kExtentBytes;     // 4
 inline constexpr uint32_t kBlocksPerEgroup = kBlocksPerSlot * kSlotsPerEgroup;  // 1024
@@ -56,17 +61,38 @@ static_assert(sizeof(HeaderRow) == 32);
 static_assert(std::has_unique_object_representations_v<HeaderRow>, "no padding");
 
 struct EgroupRow {
-  uint32_t crc32c;  // Of bytes [4, sizeof(EgroupRow)).
-  uint32_t magic;   // kEgroupMagic.
-  uint16_t version;
+  uint32_t crc32c;               // Of bytes [4, sizeof(EgroupRow)).
+  uint32_t magic;                // kEgroupMagic.
+  uint16_t version;              // kEgroupRowVersion.
   uint8_t state;                 // EgroupState.
   uint8_t reserved;              // Zero.
   uint32_t written_block_count;  // Non-zero entries over the egroup's layout rows.
   uint64_t egroup_id;            // Repeats the key: a row read under another key is caught.
   uint64_t created_micros;       // Metadata env clock at creation; informational.
+  // Which writes of the vDisk owner this replica holds (the owner numbers them per egroup).
+  // Committed in the batch of the write that raised it, so it never claims data that is not
+  // there, and data that is there is never newer than it.
+  uint64_t replica_version;
 };
-static_assert(sizeof(EgroupRow) == 32);
+static_assert(sizeof(EgroupRow) == 40);
 static_assert(std::has_unique_object_representations_v<EgroupRow>, "no padding");
+
+// An egroup row of version 1: EgroupRow without replica_version. Read (as replica version 0),
+// never written.
+struct EgroupRowV1 {
+  uint32_t crc32c;   // Of bytes [4, sizeof(EgroupRowV1)).
+  uint32_t magic;    // kEgroupMagic.
+  uint16_t version;  // kEgroupRowVersionV1.
+  uint8_t state;
+  uint8_t reserved;
+  uint32_t written_block_count;
+  uint64_t egroup_id;
+  uint64_t created_micros;
+};
+static_assert(sizeof(EgroupRowV1) == 32);
+static_assert(std::has_unique_object_representations_v<EgroupRowV1>, "no padding");
+static_assert(offsetof(EgroupRow, replica_version) == sizeof(EgroupRowV1),
+              "version 2 appends to version 1");
 
 // A layout row (entries are physical block numbers, 0 = unwritten) or a checksums row (entries
 // are the crc32c of each 4 KiB block; meaningful where the layout entry is non-zero) of one
@@ -103,7 +129,8 @@ std::optional<SlotAddress> DecodeSlotKey(std::string_view key);
 
 // Fresh rows (crc not yet set; Encode* sets it).
 HeaderRow MakeHeaderRow(const Uuid& blockstore_uuid, uint32_t block_size_bytes);
-EgroupRow MakeEgroupRow(EgroupId egroup_id, uint32_t written_block_count, uint64_t created_micros);
+EgroupRow MakeEgroupRow(EgroupId egroup_id, uint32_t written_block_count, uint64_t created_micros,
+                        uint64_t replica_version);
 // An all-unwritten slot: zero entries.
 SlotRows MakeEmptySlotRows(SlotAddress address);
 
@@ -115,6 +142,8 @@ std::string EncodeBlockMapRow(const BlockMapRow& row);
 // Decoding checks size, crc, magic, version, reserved fields and, where the row repeats its key,
 // that it matches. Errors are Corruption with a reason; the caller adds which disk and row.
 Result<HeaderRow> DecodeHeaderRow(std::string_view value);
+// Egroup rows of version 1 (32 bytes) decode to an EgroupRow with replica_version 0; the row's
+// size must match its version.
 Result<EgroupRow> DecodeEgroupRow(std::string_view value, EgroupId expected_egroup_id);
 Result<BlockMapRow> DecodeBlockMapRow(std::string_view value, uint32_t expected_magic,
                                       SlotAddress expected_address);
