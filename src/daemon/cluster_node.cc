@@ -199,8 +199,18 @@ Status ClusterNode::OpenClustered() {
     std::lock_guard lock(mutex_);
     config_ = *config;
   }
+  std::string data_address;
+  if (options_.start_data_server) {
+    const size_t colon = self->rpc_address().rfind(':');
+    Result<std::string> started_data =
+        options_.start_data_server(self->rpc_address().substr(0, colon));
+    if (!started_data.ok()) return started_data.status().WithContext("data RPC server");
+    data_address = *started_data;
+  }
   nlohmann::json payload = {
       {"rpc", self->rpc_address()},
+      {"data", data_address},
+      {"free_bytes", options_.free_bytes},
       {"admin", options_.admin_address},
       {"pid", ::getpid()},
       {"started_unix_s", std::chrono::duration_cast<std::chrono::seconds>(
@@ -233,6 +243,35 @@ Status ClusterNode::OpenClustered() {
                options_.node_id, self->rpc_address(), ring->epoch, ring->members.size(),
                ring->replicas);
   return Status::Ok();
+}
+
+uint32_t ClusterNode::node_count() const {
+  std::lock_guard lock(mutex_);
+  return std::max<uint32_t>(1, static_cast<uint32_t>(config_.config.nodes_size()));
+}
+
+bool ClusterNode::fenced() const { return backend_ != nullptr && backend_->fenced(); }
+
+void ClusterNode::WatchMembers(std::function<void(std::map<uint32_t, Member>)> on_change) {
+  WEFT_ASSERT(backend_ != nullptr);
+  backend_->WatchMembers(
+      [on_change = std::move(on_change)](std::map<uint32_t, std::string> payloads) {
+        std::map<uint32_t, Member> members;
+        for (const auto& [node_id, payload] : payloads) {
+          Member member;
+          const nlohmann::json parsed = nlohmann::json::parse(payload, nullptr, false);
+          if (parsed.is_object()) {
+            if (parsed.contains("data") && parsed["data"].is_string()) {
+              member.data_address = parsed["data"].get<std::string>();
+            }
+            if (parsed.contains("free_bytes") && parsed["free_bytes"].is_number_unsigned()) {
+              member.free_bytes = parsed["free_bytes"].get<uint64_t>();
+            }
+          }
+          members.emplace(node_id, std::move(member));
+        }
+        on_change(std::move(members));
+      });
 }
 
 void ClusterNode::ApplyConfig(const cluster::VersionedConfig& config) {

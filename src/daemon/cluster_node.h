@@ -10,9 +10,8 @@
 // - Single node (no --zookeeper): a LocalClusterBackend in the data dir holds a one-node
 //   configuration, and the global metadata is the node's LocalMetadataStore.
 //
-// In this issue the vDisks' own rows stay in the local store in both modes (their data is not
-// replicated yet, so another node could not serve them); the ring carries the cluster's global
-// rows (and the operator's `weft meta` rows).
+// In cluster mode the vDisk catalogue (containers, vDisks, block maps, egroups) lives in the
+// ring too, so any node can take a vDisk over; a single node keeps it in its local store.
 //
 // Threading: Open and Close on the main thread; View() and metadata() from any thread.
 #pragma once
@@ -44,6 +43,10 @@ struct ClusterNodeOptions {
   uint32_t ring_tick_ms = 10;
   // How long Open waits for `weft cluster create` to have written the configuration.
   int config_wait_ms = 30000;
+  // Cluster mode: starts the node's data RPC server given the host of its RPC address, and
+  // returns the address it listens on (published in the membership entry).
+  std::function<Result<std::string>(const std::string& rpc_host)> start_data_server;
+  uint64_t free_bytes = 0;  // Published for placement.
 };
 
 class ClusterNode {
@@ -58,6 +61,17 @@ class ClusterNode {
   metadata::MetadataStore& metadata();
   bool clustered() const { return ring_ != nullptr; }
   Result<admin::ClusterView> View();
+  // Whether the node lost its cluster session (it must not acknowledge writes then).
+  bool fenced() const;
+  // Nodes in the configuration (1 for a single node).
+  uint32_t node_count() const;
+  // Live members (node id -> their published data RPC address and free bytes), once now and
+  // after every change, on a backend thread. Cluster mode only.
+  struct Member {
+    std::string data_address;
+    uint64_t free_bytes = 0;
+  };
+  void WatchMembers(std::function<void(std::map<uint32_t, Member>)> on_change);
   // Leaves membership, closes the ring and the RPC server. Idempotent.
   void Close();
 

@@ -45,6 +45,8 @@ struct DaemonOptions {
   // Single node: recorded in the local cluster record. A cluster node listens on the
   // rpc_address of its entry in the cluster configuration instead.
   std::string listen_rpc = "127.0.0.1:9441";
+  // Cluster mode: the data RPC (replication) address; empty: the RPC host, a free port.
+  std::string listen_data;
   uint32_t ring_tick_ms = 10;
 };
 

@@ -18,6 +18,11 @@
 #include "daemon/vdisk_exports.h"
 #include "env/reactor.h"
 #include "frontend/nbd/nbd_server.h"
+#include "metadata/posting_metadata_store.h"
+#include "replication/data_rpc.h"
+#include "replication/data_service.h"
+#include "replication/peer_client.h"
+#include "rpc/rpc_server.h"
 
 namespace weft::daemon {
 namespace {
@@ -42,6 +47,38 @@ int Run(const DaemonOptions& options) {
     spdlog::critical("cannot start: {}", opened.ToString());
     return kExitStartFailed;
   }
+  // Cluster mode: the data RPC server and the peer client run on the reactor (no thread
+  // hand-off on the replicated write path); the data service serves other owners' copies.
+  std::unique_ptr<replication::DataService> data_service;
+  std::unique_ptr<rpc::RpcServer> data_server;
+  std::unique_ptr<replication::PeerClient> peer_client;
+  uint64_t free_bytes = 0;
+  for (const vdisk::NodeDisk& disk : node.disks()) free_bytes += disk.free_bytes();
+  auto start_data_server = [&](const std::string& rpc_host) -> Result<std::string> {
+    std::string listen = options.listen_data.empty() ? rpc_host + ":0" : options.listen_data;
+    WEFT_ASSIGN_OR_RETURN(rpc::Endpoint endpoint, rpc::Endpoint::Parse(listen));
+    replication::DataServiceOptions service_options;
+    service_options.disks = &node.disks();
+    service_options.oplog_files = node.oplog_files();
+    service_options.oplog = node.io_options().oplog;
+    service_options.executor = [&reactor](std::function<void()> task) {
+      reactor.Post(std::move(task));
+    };
+    service_options.owns_vdisk = [&node](uint64_t vdisk_id) {
+      return node.manager_open() && node.manager().ServesVdisk(vdisk_id);
+    };
+    data_service = std::make_unique<replication::DataService>(std::move(service_options));
+    data_server = std::make_unique<rpc::RpcServer>(
+        reactor.io_context(),
+        rpc::RpcServerOptions{.listen_host = endpoint.host, .port = endpoint.port},
+        [&data_service](const rpc::Message& request, rpc::IncomingContext, rpc::ReplyFn reply) {
+          data_service->Handle(request, std::move(reply));
+        });
+    WEFT_RETURN_IF_ERROR(data_server->Start());
+    endpoint.port = data_server->port();
+    spdlog::info("data RPC on {}", endpoint.ToString());
+    return endpoint.ToString();
+  };
   Result<std::unique_ptr<ClusterNode>> cluster = ClusterNode::Open(
       ClusterNodeOptions{.node_id = options.node_id,
                          .zookeeper = options.zookeeper,
@@ -50,12 +87,71 @@ int Run(const DaemonOptions& options) {
                          .data_dir = options.data_dir,
                          .admin_address = options.listen_admin,
                          .rpc_address = options.listen_rpc,
-                         .ring_tick_ms = options.ring_tick_ms},
+                         .ring_tick_ms = options.ring_tick_ms,
+                         .start_data_server = start_data_server,
+                         .free_bytes = free_bytes},
       node.local_metadata());
   if (!cluster.ok()) {
     spdlog::critical("cannot join the cluster: {}", cluster.status().ToString());
     (void)node.Close();
     return kExitStartFailed;
+  }
+  ClusterNode& cluster_node = **cluster;
+  std::unique_ptr<metadata::PostingMetadataStore> catalogue_metadata;
+  Status catalogue;
+  if (cluster_node.clustered()) {
+    catalogue_metadata = std::make_unique<metadata::PostingMetadataStore>(
+        cluster_node.metadata(),
+        [&reactor](std::function<void()> task) { reactor.Post(std::move(task)); });
+    peer_client = std::make_unique<replication::PeerClient>(
+        reactor.io_context(), replication::PeerClientOptions{.local_node_id = options.node_id,
+                                                             .may_acknowledge = [&cluster_node] {
+                                                               return !cluster_node.fenced();
+                                                             }});
+    // A takeover first closes this node's replica OpLog of the vDisk and fences the old owner
+    // everywhere it can reach (docs/protocol/replication.md).
+    auto prepare_takeover = [&](uint64_t vdisk_id, uint64_t epoch, vdisk::Completion done) {
+      data_service->ReleaseOplog(vdisk_id, [&, vdisk_id, epoch, done](Status released) mutable {
+        if (!released.ok()) return done(released);
+        data_service->Fence(vdisk_id, epoch);
+        std::vector<vdisk::PeerNode> peers = peer_client->LivePeers();
+        auto remaining = std::make_shared<size_t>(peers.size() + 1);
+        auto one = [remaining, done](Status) mutable {
+          if (--*remaining == 0) done(Status::Ok());
+        };
+        for (const vdisk::PeerNode& peer : peers) {
+          peer_client->Fence(peer.node_id, vdisk_id, epoch, one);
+        }
+        one(Status::Ok());
+      });
+    };
+    catalogue = node.OpenCatalogue(*catalogue_metadata, peer_client.get(),
+                                   cluster_node.node_count(), prepare_takeover);
+  } else {
+    catalogue = node.OpenCatalogue(node.local_metadata(), nullptr, 1, nullptr);
+  }
+  if (!catalogue.ok()) {
+    spdlog::critical("cannot start: {}", catalogue.ToString());
+    cluster_node.Close();
+    (void)node.Close();
+    return kExitStartFailed;
+  }
+  if (cluster_node.clustered()) {
+    // Members come on a backend thread; the peer list and takeovers live on the reactor.
+    cluster_node.WatchMembers([&](std::map<uint32_t, ClusterNode::Member> members) {
+      reactor.Post([&, members = std::move(members)] {
+        std::map<uint32_t, replication::PeerMember> peers;
+        std::vector<uint32_t> live;
+        for (const auto& [node_id, member] : members) {
+          live.push_back(node_id);
+          Result<rpc::Endpoint> endpoint = rpc::Endpoint::Parse(member.data_address);
+          if (!endpoint.ok()) continue;  // A node of an older version: not a data peer.
+          peers.emplace(node_id, replication::PeerMember{*endpoint, member.free_bytes});
+        }
+        peer_client->SetMembers(std::move(peers));
+        node.manager().OnMembersChanged(std::move(live));
+      });
+    });
   }
   VdiskExports exports(node.manager());
   nbd::NbdServerOptions nbd_options;
@@ -68,7 +164,7 @@ int Run(const DaemonOptions& options) {
     return kExitStartFailed;
   }
   NodeAdminService service(reactor, node, nbd_server,
-                           NodeAddresses{options.listen_nbd, options.listen_admin}, **cluster);
+                           NodeAddresses{options.listen_nbd, options.listen_admin}, cluster_node);
   admin::AdminHttpServerOptions admin_options;
   admin_options.host = admin_address->first;
   admin_options.port = admin_address->second;
@@ -105,8 +201,16 @@ int Run(const DaemonOptions& options) {
            node.manager().inflight_operations() == 0;
   });
   admin_stopper.join();
-  (*cluster)->Close();
+  if (data_server != nullptr) data_server->Stop();  // No more requests from peers.
+  if (data_service != nullptr) {
+    bool released = false;
+    data_service->Close([&released] { released = true; });
+    reactor.RunUntil([&released] { return released; });
+  }
+  // The catalogue first: a drain in flight may still need the ring and the peers.
   const Status closed = node.Close();
+  cluster_node.Close();
+  if (peer_client != nullptr) peer_client->Close();
   if (!closed.ok()) {
     spdlog::error("shutdown: {}", closed.ToString());
     return kExitStartFailed;
@@ -163,6 +267,9 @@ int main(int argc, char** argv) {
                  "Single node: the RPC address recorded for it (a cluster node listens on the "
                  "address in the cluster configuration)")
       ->capture_default_str();
+  app.add_option("--listen-data", options.listen_data,
+                 "Cluster mode: the data RPC address HOST:PORT (replication between nodes; "
+                 "default: the RPC address's host and a free port, published to the cluster)");
   app.add_option("--ring-tick-ms", options.ring_tick_ms, "Metadata ring timer tick")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

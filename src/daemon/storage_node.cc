@@ -207,8 +207,21 @@ Status StorageNode::Open() {
                               : std::string("off"),
                fast_disk.path, cache_->stats().memory_bytes_max >> 20,
                cache_->stats().ssd_bytes_max >> 20);
-  manager_ = std::make_unique<vdisk::VdiskManager>(
-      vdisk::VdiskManagerOptions{metadata_.get(), metadata_options.executor, &node_disks_, 1, io});
+  io_options_ = io;
+  return Status::Ok();
+}
+
+Status StorageNode::OpenCatalogue(
+    metadata::MetadataStore& metadata, vdisk::PeerIo* peers, uint32_t node_count,
+    std::function<void(uint64_t, uint64_t, vdisk::Completion)> prepare_takeover) {
+  WEFT_ASSERT(manager_ == nullptr && !disks_.empty());
+  env::Reactor* reactor = &reactor_;
+  vdisk::VdiskManagerOptions manager_options{
+      &metadata, [reactor](std::function<void()> task) { reactor->Post(std::move(task)); },
+      &node_disks_, node_count, io_options_};
+  manager_options.peers = peers;
+  manager_options.prepare_takeover = std::move(prepare_takeover);
+  manager_ = std::make_unique<vdisk::VdiskManager>(std::move(manager_options));
   std::optional<Status> opened;
   manager_->Open([&opened](Status status) { opened = status; });
   reactor_.RunUntil([&opened] { return opened.has_value(); });
@@ -280,12 +293,22 @@ std::map<std::string, uint64_t> StorageNode::CacheStats() const {
 Status StorageNode::EnsureDefaultContainer() {
   // Only on a fresh data dir: an operator who deleted the default container meant it.
   if (!known_disks_.empty() || !manager_->ListContainers().empty()) return Status::Ok();
-  std::optional<Result<vdisk::records::Container>> created;
-  manager_->CreateContainer(
-      vdisk::VdiskManager::kDefaultContainer, 1,
-      [&created](Result<vdisk::records::Container> result) { created = std::move(result); });
-  reactor_.RunUntil([&created] { return created.has_value(); });
-  return created->status();
+  Status status;
+  // In a cluster every fresh node tries at once: one creates it, the others find it there
+  // (AlreadyExists), and one whose attempt lost a race with an unknown outcome tries again.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::optional<Result<vdisk::records::Container>> created;
+    manager_->CreateContainer(
+        vdisk::VdiskManager::kDefaultContainer, 1,
+        [&created](Result<vdisk::records::Container> result) { created = std::move(result); });
+    reactor_.RunUntil([&created] { return created.has_value(); });
+    status = created->status();
+    if (status.ok() || status.code() == StatusCode::kAlreadyExists) return Status::Ok();
+    if (status.code() != StatusCode::kUnavailable && status.code() != StatusCode::kTimedOut) {
+      break;
+    }
+  }
+  return status;
 }
 
 Status StorageNode::Close() {

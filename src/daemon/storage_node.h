@@ -37,15 +37,25 @@ class StorageNode {
   StorageNode(env::Reactor& reactor, DaemonOptions options);
   ~StorageNode();
 
-  // Opens (creating on first start) the data dir, the disks, the metadata and the catalogue,
-  // and creates the default container on first start. Runs the reactor while it waits.
+  // Opens (creating on first start) the data dir, the disks, the local metadata store and the
+  // cache. Runs the reactor while it waits.
   Status Open();
+  // Opens the catalogue (the vDisk manager) over `metadata` (the local store on a single node,
+  // the ring in a cluster, whose completions must come on the reactor), and creates the default
+  // container on first start. `peers`: the other nodes (cluster mode) or nullptr.
+  Status OpenCatalogue(
+      metadata::MetadataStore& metadata, vdisk::PeerIo* peers, uint32_t node_count,
+      std::function<void(uint64_t vdisk_id, uint64_t epoch, vdisk::Completion)> prepare_takeover);
+  // The OpLogs' file layer (the fast disk's), for the data service's replica OpLogs.
+  blockstore::FileLayer* oplog_files() const { return io_options_.oplog_files; }
+  const vdisk::VdiskIoOptions& io_options() const { return io_options_; }
   // Waits for I/O in flight (running the reactor), then closes everything in order.
   Status Close();
 
   const std::string& node_id() const { return node_id_; }
   const DaemonOptions& options() const { return options_; }
   vdisk::VdiskManager& manager() { return *manager_; }
+  bool manager_open() const { return manager_ != nullptr; }
   // The node's local metadata store: the vDisks' rows, and the global metadata of a single node.
   metadata::LocalMetadataStore& local_metadata() { return *metadata_; }
   std::vector<vdisk::NodeDisk>& disks() { return node_disks_; }
@@ -78,6 +88,7 @@ class StorageNode {
   std::vector<vdisk::NodeDisk> node_disks_;
   std::unique_ptr<metadata::LocalMetadataStore> metadata_;
   std::unique_ptr<cache::UnifiedCache> cache_;
+  vdisk::VdiskIoOptions io_options_;
   std::unique_ptr<vdisk::VdiskManager> manager_;
 };
 

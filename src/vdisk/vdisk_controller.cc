@@ -27,6 +27,10 @@ VdiskController::VdiskController(ControllerContext context, records::Vdisk recor
   // A vDisk created now has no log to replay: its OpLog opens with its first write. One that
   // exists is opened (and replayed) by Load().
   if (context_.io.oplog_files != nullptr) oplog_state_ = OplogState::kClosed;
+  if (context_.peers != nullptr && record_.replication_factor() > 1) {
+    replication_factor_ = record_.replication_factor();
+    WEFT_ASSERT(record_.owner_epoch() != 0);
+  }
 }
 
 VdiskController::~VdiskController() {
@@ -47,6 +51,7 @@ VdiskControllerStats VdiskController::stats() const {
   stats.egroups = egroups_.size();
   stats.used_bytes = 0;
   for (const auto& [egroup_id, egroup] : egroups_) {
+    if (egroup.disk == nullptr) continue;  // No local replica (counted where it lives).
     Result<extent_store::EgroupInfo> info = egroup.disk->store->GetEgroup(egroup_id);
     if (info.ok()) stats.used_bytes += info->written_bytes;
   }
@@ -295,7 +300,6 @@ void VdiskController::SubmitMutation(std::unique_ptr<Piece> piece, const Extent&
   WEFT_ASSERT(!piece->partial());  // Partial blocks go through StartReadModifyWrite.
   WEFT_ASSERT(piece->offset_in_vblock % kBlockBytes == 0);
   ++queues_.at(piece->vblock).inflight_mutations;
-  extent_store::ExtentStore& store = StoreOf(extent.egroup_id);
   const uint64_t egroup_offset = uint64_t{extent.slot} * kVblockBytes + piece->offset_in_vblock;
   const uint64_t vblock = piece->vblock;
   // The cache must not keep (or be filled with) what this overwrites: dropped now, and again
@@ -313,10 +317,10 @@ void VdiskController::SubmitMutation(std::unique_ptr<Piece> piece, const Extent&
   };
   if (raw->kind == kUnmap || raw->kind == kTrimHint) {
     WEFT_ASSERT(data.empty());
-    store.Trim(extent.egroup_id, egroup_offset, raw->length_bytes, std::move(done));
+    EgroupMutate(extent.egroup_id, egroup_offset, raw->length_bytes, {}, std::move(done));
   } else {
     WEFT_ASSERT(data.size() == raw->length_bytes);
-    store.Write(extent.egroup_id, egroup_offset, data, std::move(done));
+    EgroupMutate(extent.egroup_id, egroup_offset, raw->length_bytes, data, std::move(done));
   }
 }
 
@@ -334,11 +338,10 @@ void VdiskController::StartReadModifyWrite(std::unique_ptr<Piece> piece, const E
               (piece->offset_in_vblock + piece->length_bytes - 1) / kBlockBytes);
   ++counters_.read_modify_writes;
   const uint64_t block_offset = piece->offset_in_vblock / kBlockBytes * kBlockBytes;
-  extent_store::ExtentStore& store = StoreOf(extent.egroup_id);
   auto block = std::make_shared<AlignedBuffer>(kBlockBytes);
   const uint64_t egroup_offset = uint64_t{extent.slot} * kVblockBytes + block_offset;
   Piece* raw = piece.release();
-  store.Read(extent.egroup_id, egroup_offset, block->span(),
+  EgroupRead(extent.egroup_id, egroup_offset, block->span(),
              [this, raw, block, extent, egroup_offset, block_offset](Status status) {
                std::unique_ptr<Piece> owned(raw);
                VblockQueue& queue = queues_.at(owned->vblock);
@@ -361,25 +364,16 @@ void VdiskController::StartReadModifyWrite(std::unique_ptr<Piece> piece, const E
                const uint64_t vblock = owned->vblock;
                const uint64_t block_vdisk_offset = vblock * kVblockBytes + block_offset;
                InvalidateCache(block_vdisk_offset, kBlockBytes);
-               StoreOf(extent.egroup_id)
-                   .Write(extent.egroup_id, egroup_offset, block->span(),
-                          [this, vblock, block, block_vdisk_offset,
-                           piece = owned.release()](Status written) {
-                            std::unique_ptr<Piece> done_piece(piece);
-                            InvalidateCache(block_vdisk_offset, kBlockBytes);
-                            OnMutationDone(vblock, written);
-                            FinishPiece(*done_piece->operation, std::move(written));
-                          });
+               EgroupMutate(extent.egroup_id, egroup_offset, kBlockBytes, block->span(),
+                            [this, vblock, block, block_vdisk_offset,
+                             piece = owned.release()](Status written) {
+                              std::unique_ptr<Piece> done_piece(piece);
+                              InvalidateCache(block_vdisk_offset, kBlockBytes);
+                              OnMutationDone(vblock, written);
+                              FinishPiece(*done_piece->operation, std::move(written));
+                            });
                Pump(vblock);
              });
-  (void)store;
-}
-
-extent_store::ExtentStore& VdiskController::StoreOf(uint64_t egroup_id) {
-  const auto found = egroups_.find(egroup_id);
-  WEFT_ASSERT(found != egroups_.end());
-  WEFT_ASSERT(found->second.disk != nullptr && found->second.disk->store != nullptr);
-  return *found->second.disk->store;
 }
 
 }  // namespace weft::vdisk

@@ -43,6 +43,7 @@
 #include "oplog/oplog.h"
 #include "vdisk/id_allocator.h"
 #include "vdisk/node_disks.h"
+#include "vdisk/peer_io.h"
 #include "vdisk/vdisk_keys.h"
 
 namespace weft::vdisk {
@@ -83,6 +84,9 @@ struct ControllerContext {
   std::vector<NodeDisk>* disks = nullptr;
   IdAllocator* egroup_ids = nullptr;
   VdiskIoOptions io;
+  // Other nodes, for vDisks whose record asks for more than one copy (replication_factor > 1);
+  // nullptr on a single node.
+  PeerIo* peers = nullptr;
 };
 
 struct VdiskControllerStats {
@@ -103,6 +107,15 @@ struct VdiskControllerStats {
   uint64_t vblocks_mapped = 0;    // Block-map rows (1 MiB vBlocks that have an extent).
   uint64_t egroups = 0;
   uint64_t used_bytes = 0;  // Written 4 KiB blocks, in bytes.
+  // The replicated data path (docs/protocol/replication.md).
+  uint64_t reads_local = 0;   // Extent-store reads served by this node's replica.
+  uint64_t reads_remote = 0;  // Served by another node's replica.
+  uint64_t egroups_localized = 0;
+  uint64_t replica_repairs = 0;       // Bad replica blocks rewritten from a good replica.
+  uint64_t replica_replacements = 0;  // Failed replicas replaced by a copy on another node.
+  uint64_t stale_replicas_dropped = 0;
+  uint64_t oplog_repeers = 0;  // New OpLog peer sets after a peer failed.
+  uint64_t oplog_peer_appends = 0;
 };
 
 class VdiskController {
@@ -132,6 +145,17 @@ class VdiskController {
   void BlockStatus(uint64_t offset_bytes, uint64_t length_bytes, BlockStatusCompletion done);
 
   const records::Vdisk& record() const { return record_; }
+  // The metadata version of the vDisk's row as this node last wrote or read it (the controller
+  // rewrites the row when it chooses new OpLog peers).
+  uint64_t row_version() const { return row_version_; }
+  void set_row_version(uint64_t version) { row_version_ = std::max(row_version_, version); }
+  // After Load() on a node taking the vDisk over: reconciles the egroups' replica versions,
+  // drains the replayed OpLog into the (replicated) extent store and writes new OpLog peers to
+  // the row. The vDisk may serve I/O once `done` runs OK.
+  void RecoverAfterTakeover(Completion done);
+  // Cluster mode: the live members changed (sorted ids). A replicated vDisk whose OpLog peer
+  // left drains and chooses new peers.
+  void OnMembersChanged(const std::vector<uint32_t>& live_nodes);
   uint64_t id() const { return record_.id(); }
   uint64_t size_bytes() const { return record_.size_bytes(); }
   // Resizing (the manager, after its metadata update): shrinking first frees what lies past the
@@ -164,9 +188,27 @@ class VdiskController {
     uint64_t egroup_id = 0;
     uint32_t slot = 0;
   };
+  struct Replica {
+    uint32_t node_id = 0;  // 0 on a single node (always local).
+    std::string disk_uuid;
+  };
   struct EgroupState {
-    NodeDisk* disk = nullptr;
+    NodeDisk* disk = nullptr;      // This node's replica's disk; nullptr: no local replica.
     uint32_t used_slots_mask = 0;  // Bit k: slot k is mapped (or being mapped).
+    // Replicated egroups: the replicas the row lists (the local one included), the last replica
+    // version written, and the row's metadata version (for the compare-and-set that changes
+    // the list).
+    std::vector<Replica> replicas;
+    uint64_t replica_version = 0;
+    uint64_t row_version = 0;
+    uint32_t inflight_writes = 0;        // Fan-outs in progress.
+    bool changing = false;               // A replica is being replaced or localized.
+    std::vector<uint32_t> failed_nodes;  // To replace before writes resume.
+    // Writes held while the replica set changes, by submission order: a retried write goes back
+    // in its original place, so overlapping writes still land in the order they were issued.
+    std::map<uint64_t, std::function<void()>> waiting;
+    uint64_t committed_version = 0;  // The newest version every replica acknowledged.
+    bool localizing = false;
   };
   struct VblockQueue {
     std::deque<std::unique_ptr<Piece>> waiting;
@@ -225,7 +267,50 @@ class VdiskController {
   void OnEgroupIdAllocated(Result<uint64_t> egroup_id);
   void ReadVblock(uint64_t vblock, uint64_t offset_in_vblock, std::span<std::byte> buffer,
                   std::shared_ptr<Operation> operation);
-  extent_store::ExtentStore& StoreOf(uint64_t egroup_id);
+  // ---- Egroup I/O (vdisk_controller_replication.cc): every replica of the egroup. ----
+  bool replicated() const { return context_.peers != nullptr && replication_factor_ > 1; }
+  // A write (data non-empty) or trim (data empty) of the egroup on every listed replica, with the
+  // next replica version; done OK only once all have committed. A replica that fails is replaced
+  // by a copy on another node and the write retried there; with no node to replace it, the
+  // write fails (never acknowledged with fewer copies).
+  void EgroupMutate(uint64_t egroup_id, uint64_t offset_bytes, uint64_t length_bytes,
+                    std::span<const std::byte> data, Completion done);
+  struct EgroupMutation;
+  void SubmitEgroupMutation(std::shared_ptr<EgroupMutation> mutation);
+  // Reads from the local replica when there is one, else a remote one; a checksum mismatch is
+  // served from another replica and the bad one rewritten.
+  void EgroupRead(uint64_t egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,
+                  Completion done);
+  Result<std::vector<bool>> EgroupAllocatedBlocks(uint64_t egroup_id, uint64_t offset_bytes,
+                                                  uint64_t length_bytes);
+  void ReadFromReplicas(uint64_t egroup_id, uint64_t offset_bytes, std::span<std::byte> buffer,
+                        std::vector<uint32_t> nodes, Completion done);
+  void RepairReplica(uint64_t egroup_id, uint32_t node_id, uint64_t offset_bytes,
+                     std::span<const std::byte> good);
+  // Replaces `remove_node`'s replica with a copy on `add_node` (0: choose one), then updates the
+  // egroup row. Holds the egroup's writes meanwhile.
+  void ChangeReplica(uint64_t egroup_id, uint32_t remove_node, uint32_t add_node, Completion done);
+  void StartReplicaChanges(uint64_t egroup_id);
+  void CopyEgroup(uint64_t egroup_id, uint32_t source_node, uint32_t target_node,
+                  std::string target_disk, Completion done);
+  void ResumeEgroupWrites(uint64_t egroup_id);
+  void Localize(uint64_t egroup_id);
+  // Live nodes for `count` new copies, excluding `exclude` (and this node), spread by `spread`.
+  Result<std::vector<uint32_t>> ChooseNodes(uint32_t count, const std::vector<uint32_t>& exclude,
+                                            uint64_t spread) const;
+  void CreateReplicatedEgroup(uint64_t egroup_id, uint32_t attempt);
+  records::Egroup EgroupRecord(uint64_t egroup_id) const;
+  // Takeover (vdisk_controller_replication.cc): reads every replica's version; replicas behind
+  // the newest are dropped from the row.
+  void ReconcileEgroups(Completion done);
+  // ---- The replicated OpLog ----
+  void AppendToOplog(int kind, uint64_t offset_bytes, uint64_t length_bytes,
+                     std::span<const std::byte> data, Completion done);
+  void StartRepeer();
+  void MaybeFinishRepeer();
+  void TrimPeerOplogs();
+  // Read-modify-writes the vDisk row (a new OpLog peer set).
+  void UpdateVdiskRow(std::function<void(records::Vdisk&)> change, Completion done);
   void LoadEgroups(std::string start_after, Completion done);
   Status AddLoadedEgroup(const metadata::Row& row);
   void LoadBlockMap(std::string start_after, Completion done);
@@ -238,6 +323,17 @@ class VdiskController {
 
   ControllerContext context_;
   records::Vdisk record_;
+  uint32_t replication_factor_ = 1;
+  uint64_t row_version_ = 0;
+  // The replicated OpLog: a peer failed, so the OpLog drains completely before a new peer set
+  // takes over; records waiting for that (seq, completion), and mutations held meanwhile.
+  bool repeering_ = false;
+  std::vector<std::pair<uint64_t, Completion>> repeer_waiters_;
+  std::deque<std::function<void()>> repeer_queue_;
+  bool repeer_committing_ = false;
+  bool fenced_ = false;  // A newer owner exists: no more writes.
+  uint64_t next_egroup_mutation_ = 1;
+  uint64_t oplog_generation_ = 0;  // Seq of the first record the current OpLog peers got.
   std::unordered_map<uint64_t, Extent> block_map_;  // vBlock -> extent.
   std::map<uint64_t, EgroupState> egroups_;
   uint64_t open_egroup_ = 0;  // An egroup with free slots; 0: none.

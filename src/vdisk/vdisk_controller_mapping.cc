@@ -100,6 +100,7 @@ void VdiskController::OnEgroupIdAllocated(Result<uint64_t> egroup_id) {
     ServeSlotWaiters(status.WithContext(fmt::format("vdisk {}: new egroup", record_.name())));
   };
   if (!egroup_id.ok()) return fail(egroup_id.status());
+  if (replicated()) return CreateReplicatedEgroup(*egroup_id, 0);
   NodeDisk* disk = ChooseDiskForNewEgroup(*context_.disks);
   if (disk == nullptr) return fail(Status::NoSpace("this node has no disks"));
   records::Egroup record;
@@ -112,7 +113,10 @@ void VdiskController::OnEgroupIdAllocated(Result<uint64_t> egroup_id) {
                                      if (!set.ok()) return fail(set.status());
                                      const Status created = disk->store->CreateEgroup(id);
                                      if (!created.ok()) return fail(created);
-                                     egroups_[id] = EgroupState{disk, 0};
+                                     EgroupState state;
+                                     state.disk = disk;
+                                     state.row_version = *set;
+                                     egroups_[id] = std::move(state);
                                      open_egroup_ = id;
                                      creating_egroup_ = false;
                                      ServeSlotWaiters(Status::Ok());
@@ -165,6 +169,29 @@ Status VdiskController::AddLoadedEgroup(const metadata::Row& row) {
     return Status::Corruption(fmt::format("metadata row {}: names vdisk {} egroup {}", row.key,
                                           record.vdisk_id(), record.egroup_id()));
   }
+  if (!record.replicas().empty()) {
+    // A replicated egroup: the local replica, if the row lists one, must be here; a replica
+    // that is missing is stale (the takeover's reconciliation drops it from the row).
+    EgroupState state;
+    const uint32_t local = context_.peers != nullptr ? context_.peers->local_node_id() : 0;
+    for (const records::EgroupReplica& replica : record.replicas()) {
+      state.replicas.push_back({replica.node_id(), replica.disk_uuid()});
+      if (replica.node_id() != local) continue;
+      for (NodeDisk& candidate : *context_.disks) {
+        if (candidate.uuid == replica.disk_uuid() &&
+            candidate.store->GetEgroup(record.egroup_id()).ok()) {
+          state.disk = &candidate;
+        }
+      }
+    }
+    if (state.disk != nullptr) {
+      Result<uint64_t> version = state.disk->store->ReplicaVersion(record.egroup_id());
+      if (version.ok()) state.replica_version = state.committed_version = *version;
+    }
+    state.row_version = row.version;
+    egroups_[record.egroup_id()] = std::move(state);
+    return Status::Ok();
+  }
   NodeDisk* disk = nullptr;
   for (NodeDisk& candidate : *context_.disks) {
     if (candidate.uuid == record.disk_uuid()) disk = &candidate;
@@ -182,7 +209,10 @@ Status VdiskController::AddLoadedEgroup(const metadata::Row& row) {
     if (!info.status().IsNotFound()) return info.status();
     WEFT_RETURN_IF_ERROR(disk->store->CreateEgroup(record.egroup_id()));
   }
-  egroups_[record.egroup_id()] = EgroupState{disk, 0};
+  EgroupState state;
+  state.disk = disk;
+  state.row_version = row.version;
+  egroups_[record.egroup_id()] = std::move(state);
   return Status::Ok();
 }
 
@@ -323,9 +353,20 @@ void VdiskController::DestroyBlockMapRows(Completion done) {
 
 void VdiskController::DestroyNextEgroup(Completion done) {
   if (egroups_.empty()) return done(Status::Ok());
-  const auto [egroup_id, egroup] = *egroups_.begin();
-  const Status deleted = egroup.disk->store->DeleteEgroup(egroup_id);
-  if (!deleted.ok() && !deleted.IsNotFound()) return done(deleted);
+  const uint64_t egroup_id = egroups_.begin()->first;
+  const EgroupState& egroup = egroups_.begin()->second;
+  if (egroup.disk != nullptr) {
+    const Status deleted = egroup.disk->store->DeleteEgroup(egroup_id);
+    if (!deleted.ok() && !deleted.IsNotFound()) return done(deleted);
+  }
+  if (context_.peers != nullptr) {
+    // Remote replicas: best effort (a node that is down keeps an unlisted replica, which is
+    // never served; the background scan collects it).
+    for (const Replica& replica : egroup.replicas) {
+      if (replica.node_id == context_.peers->local_node_id()) continue;
+      context_.peers->EgroupDelete(replica.node_id, egroup_id, [](Status) {});
+    }
+  }
   context_.metadata->Get(EgroupKey(id(), egroup_id), [this, egroup_id, done = std::move(done)](
                                                          Result<metadata::Row> row) mutable {
     if (!row.ok() && !row.status().IsNotFound()) return done(row.status());

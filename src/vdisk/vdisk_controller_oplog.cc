@@ -97,6 +97,16 @@ void VdiskController::Dispatch(int kind, uint64_t offset_bytes, uint64_t length_
                                std::span<const std::byte> data, Completion done, bool to_oplog,
                                bool direct_parts) {
   WEFT_ASSERT(oplog_state_ == OplogState::kOpen);
+  if (repeering_) {
+    // The OpLog is draining for a new peer set; mutations wait (data stays valid until done).
+    ++inflight_operations_;  // Held mutations count as in flight (see OpenOplog's queue).
+    repeer_queue_.push_back([this, kind, offset_bytes, length_bytes, data, done = std::move(done),
+                             to_oplog, direct_parts]() mutable {
+      --inflight_operations_;
+      Dispatch(kind, offset_bytes, length_bytes, data, std::move(done), to_oplog, direct_parts);
+    });
+    return;
+  }
   static constexpr std::string_view kNames[] = {"write", "write-zeroes", "write-zeroes", "trim"};
   Status status =
       direct_parts ? CheckRange(kNames[kind], offset_bytes, length_bytes) : Status::Ok();
@@ -164,7 +174,8 @@ void VdiskController::Dispatch(int kind, uint64_t offset_bytes, uint64_t length_
     if (kind == kWriteData)
       part_data = data.subspan(part.offset_bytes - offset_bytes, part.length_bytes);
     if (part.oplog) {
-      oplog_->Append(RecordKindOf(kind), part.offset_bytes, part.length_bytes, part_data, finish);
+      AppendToOplog(static_cast<int>(RecordKindOf(kind)), part.offset_bytes, part.length_bytes,
+                    part_data, finish);
     } else {
       Mutate(kind, part.offset_bytes, part.length_bytes, part_data, finish, direct_parts);
     }
@@ -216,7 +227,7 @@ void VdiskController::MaybeDrain(bool idle) {
   if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_ || drain_backoff_) return;
   if (oplog_->failed() || !oplog_->has_undrained()) return;
   const double fill = oplog_->fill_fraction();
-  const bool due = idle || fill >= kDrainWhenBusyFill ||
+  const bool due = idle || repeering_ || fill >= kDrainWhenBusyFill ||
                    oplog_->undrained_bytes() >= kDrainRoundBytesMin ||
                    (context_.io.schedule == nullptr && inflight_operations_ == 0);
   if (!due) {
@@ -344,7 +355,11 @@ void VdiskController::OnDrainDone(Status status, uint64_t max_seq) {
     }
   }
   CheckQuiesced();
-  if (status.ok()) MaybeDrain();
+  if (status.ok()) {
+    TrimPeerOplogs();
+    MaybeDrain();
+  }
+  MaybeFinishRepeer();
 }
 
 void VdiskController::Quiesce(Completion done) {
@@ -403,6 +418,28 @@ std::map<std::string, std::map<std::string, uint64_t>> VdiskController::StatGrou
                        {"failed", log.failed ? 1u : 0u},
                        {"reads_from_oplog", io.reads_from_oplog},
                        {"reads_merged", io.reads_merged}};
+  }
+  if (record_.replication_factor() > 1 || context_.peers != nullptr) {
+    uint64_t under_replicated = 0;
+    for (const auto& [egroup_id, egroup] : egroups_) {
+      if (!egroup.replicas.empty() && egroup.replicas.size() < replication_factor_) {
+        ++under_replicated;
+      }
+    }
+    groups["replication"] = {{"replication_factor", replication_factor_},
+                             {"owner_node", record_.owner_node()},
+                             {"owner_epoch", record_.owner_epoch()},
+                             {"oplog_peers_count", uint64_t(record_.oplog_peers_size())},
+                             {"oplog_peer_appends", io.oplog_peer_appends},
+                             {"oplog_repeers", io.oplog_repeers},
+                             {"reads_local", io.reads_local},
+                             {"reads_remote", io.reads_remote},
+                             {"egroups_localized", io.egroups_localized},
+                             {"replica_repairs", io.replica_repairs},
+                             {"replica_replacements", io.replica_replacements},
+                             {"stale_replicas_dropped", io.stale_replicas_dropped},
+                             {"under_replicated_egroups", under_replicated},
+                             {"fenced", fenced_ ? 1u : 0u}};
   }
   return groups;
 }

@@ -58,7 +58,6 @@ void VdiskController::ReadVblock(uint64_t vblock, uint64_t offset_in_vblock,
   }
   const Extent extent = mapped->second;
   const uint64_t egroup_offset = uint64_t{extent.slot} * kVblockBytes + offset_in_vblock;
-  extent_store::ExtentStore& store = StoreOf(extent.egroup_id);
   const bool aligned = egroup_offset % kBlockBytes == 0 && buffer.size() % kBlockBytes == 0 &&
                        reinterpret_cast<uintptr_t>(buffer.data()) % kBlockBytes == 0;
   cache::UnifiedCache* cache = context_.io.cache;
@@ -83,18 +82,17 @@ void VdiskController::ReadVblock(uint64_t vblock, uint64_t offset_in_vblock,
             }
             return;
           }
-          StoreOf(extent.egroup_id)
-              .Read(extent.egroup_id, egroup_offset, buffer,
-                    [this, operation, buffer, first_block, ticket](Status status) {
-                      if (status.ok()) context_.io.cache->Fill(id(), first_block, buffer, ticket);
-                      FinishPiece(*operation, std::move(status));
-                    });
+          EgroupRead(extent.egroup_id, egroup_offset, buffer,
+                     [this, operation, buffer, first_block, ticket](Status status) {
+                       if (status.ok()) context_.io.cache->Fill(id(), first_block, buffer, ticket);
+                       FinishPiece(*operation, std::move(status));
+                     });
         });
     *inline_call = false;
     return;
   }
   if (aligned) {
-    store.Read(extent.egroup_id, egroup_offset, buffer,
+    EgroupRead(extent.egroup_id, egroup_offset, buffer,
                [this, operation](Status status) { FinishPiece(*operation, std::move(status)); });
     return;
   }
@@ -104,7 +102,7 @@ void VdiskController::ReadVblock(uint64_t vblock, uint64_t offset_in_vblock,
   const uint64_t covering_end =
       (egroup_offset + buffer.size() + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
   auto bounce = std::make_shared<AlignedBuffer>(covering_end - covering_start);
-  store.Read(
+  EgroupRead(
       extent.egroup_id, covering_start, bounce->span(),
       [this, operation, bounce, buffer, skip = egroup_offset - covering_start](Status status) {
         if (status.ok()) std::memcpy(buffer.data(), bounce->data() + skip, buffer.size());
@@ -149,9 +147,8 @@ void VdiskController::BlockStatus(uint64_t offset_bytes, uint64_t length_bytes,
     const uint64_t last_block_end =
         ((vblock_end - 1) % kVblockBytes) / kBlockBytes * kBlockBytes + kBlockBytes;
     Result<std::vector<bool>> allocated =
-        StoreOf(mapped->second.egroup_id)
-            .AllocatedBlocks(mapped->second.egroup_id, slot_base + first_block_offset,
-                             last_block_end - first_block_offset);
+        EgroupAllocatedBlocks(mapped->second.egroup_id, slot_base + first_block_offset,
+                              last_block_end - first_block_offset);
     if (!allocated.ok()) {
       context_.executor([done = std::move(done), status = allocated.status()] { done(status); });
       return;

@@ -1,8 +1,10 @@
 #include "vdisk/vdisk_manager.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace weft::vdisk {
@@ -38,8 +40,13 @@ VdiskManager::~VdiskManager() {
 }
 
 ControllerContext VdiskManager::controller_context() {
-  return ControllerContext{options_.metadata, options_.executor, options_.disks, &egroup_ids_,
-                           options_.io};
+  return ControllerContext{options_.metadata, options_.executor, options_.disks,
+                           &egroup_ids_,      options_.io,       options_.peers};
+}
+
+bool VdiskManager::OwnedHere(const records::Vdisk& record) const {
+  if (options_.peers == nullptr || record.owner_node() == 0) return true;
+  return record.owner_node() == options_.peers->local_node_id();
 }
 
 void VdiskManager::Quiesce(Completion done) {
@@ -114,6 +121,10 @@ void VdiskManager::OpenLoadedVdisks(std::vector<metadata::Row> rows, size_t inde
   const metadata::Row& row = rows[index];
   const Status decoded = Decode(row.key, row.value, record);
   if (!decoded.ok()) return done(decoded);
+  if (!OwnedHere(record)) {
+    // Another node serves it (this node may hold copies of its data, served to that node).
+    return OpenLoadedVdisks(std::move(rows), index + 1, std::move(done));
+  }
   // One vDisk loads at a time; it waits here until its block map is in.
   WEFT_ASSERT(loading_ == nullptr);
   loading_ = std::make_unique<VdiskController>(controller_context(), record);
@@ -136,6 +147,7 @@ void VdiskManager::OpenLoadedVdisks(std::vector<metadata::Row> rows, size_t inde
           };
           return FinishDeletion(std::move(controller), std::move(key), version, std::move(next));
         }
+        controller->set_row_version(row.version);
         vdisks_[record.name()] = VdiskEntry{std::move(controller), row.version};
         OpenLoadedVdisks(std::move(rows), index + 1, std::move(done));
       });
@@ -250,8 +262,17 @@ Status VdiskManager::CheckNewVdisk(const std::string& name, uint64_t size_bytes,
 
 void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
                                const std::string& container_name,
-                               ResultCompletion<records::Vdisk> done) {
+                               ResultCompletion<records::Vdisk> done, bool reloaded_containers) {
   const std::string container = container_name.empty() ? kDefaultContainer : container_name;
+  if (options_.peers != nullptr && !containers_.contains(container) && !reloaded_containers) {
+    // Cluster mode: another node may have created the container.
+    LoadContainers("", [this, name, size_bytes, container_name,
+                        done = std::move(done)](Status status) mutable {
+      if (!status.ok()) return done(status);
+      CreateVdisk(name, size_bytes, container_name, std::move(done), true);
+    });
+    return;
+  }
   const Status valid = CheckNewVdisk(name, size_bytes, container);
   if (!valid.ok()) {
     options_.executor([done = std::move(done), valid] { done(valid); });
@@ -272,6 +293,28 @@ void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
     record.set_size_bytes(size_bytes);
     record.set_created_unix_s(NowUnixSeconds());
     record.set_state(records::VDISK_STATE_ACTIVE);
+    if (options_.peers != nullptr) {
+      const uint32_t replication_factor = containers_.at(container).record.replication_factor();
+      record.set_replication_factor(replication_factor);
+      record.set_owner_node(options_.peers->local_node_id());
+      record.set_owner_epoch(1);
+      std::vector<PeerNode> peers = options_.peers->LivePeers();
+      std::erase_if(peers, [this](const PeerNode& peer) {
+        return peer.node_id == options_.peers->local_node_id();
+      });
+      if (peers.size() + 1 < replication_factor) {
+        names_in_progress_.erase(VdiskTicket(name));
+        return done(Status::Unavailable(
+            fmt::format("vdisk {}: replication factor {} needs {} live nodes, {} are live", name,
+                        replication_factor, replication_factor, peers.size() + 1)));
+      }
+      // OpLog peers: a rotation by vDisk id spreads them over the cluster.
+      std::sort(peers.begin(), peers.end(),
+                [](const PeerNode& a, const PeerNode& b) { return a.node_id < b.node_id; });
+      for (uint32_t index = 0; index + 1 < replication_factor; ++index) {
+        record.add_oplog_peers(peers[(*vdisk_id + index) % peers.size()].node_id);
+      }
+    }
     options_.metadata->CompareAndSet(
         VdiskKey(name), 0, Encode(record),
         [this, record, done = std::move(done)](Result<uint64_t> set) mutable {
@@ -284,6 +327,7 @@ void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
           // A new vDisk has no block map or egroups yet: nothing to load.
           vdisks_[record.name()] =
               VdiskEntry{std::make_unique<VdiskController>(controller_context(), record), *set};
+          vdisks_.at(record.name()).controller->set_row_version(*set);
           vdisks_.at(record.name()).controller->Start();
           spdlog::info("vdisk {} created: {} bytes in container {}", record.name(),
                        record.size_bytes(), record.container());
@@ -308,8 +352,9 @@ void VdiskManager::ResizeVdisk(const std::string& name, uint64_t size_bytes,
   records::Vdisk record = found->second.controller->record();
   record.set_size_bytes(size_bytes);
   names_in_progress_.insert(VdiskTicket(name));
+  const uint64_t version = std::max(found->second.version, found->second.controller->row_version());
   options_.metadata->CompareAndSet(
-      VdiskKey(name), found->second.version, Encode(record),
+      VdiskKey(name), version, Encode(record),
       [this, record, done = std::move(done)](Result<uint64_t> set) mutable {
         const auto entry = vdisks_.find(record.name());
         WEFT_ASSERT(entry != vdisks_.end());  // Deletion waits for names_in_progress_.
@@ -318,6 +363,7 @@ void VdiskManager::ResizeVdisk(const std::string& name, uint64_t size_bytes,
           return done(set.status());
         }
         entry->second.version = *set;
+        entry->second.controller->set_row_version(*set);
         entry->second.controller->Resize(
             record, [this, record, done = std::move(done)](Status status) {
               names_in_progress_.erase(VdiskTicket(record.name()));
@@ -349,8 +395,9 @@ void VdiskManager::DeleteVdisk(const std::string& name, Completion done) {
   records::Vdisk record = controller.record();
   record.set_state(records::VDISK_STATE_DELETING);
   names_in_progress_.insert(VdiskTicket(name));
+  const uint64_t version = std::max(found->second.version, controller.row_version());
   options_.metadata->CompareAndSet(
-      VdiskKey(name), found->second.version, Encode(record),
+      VdiskKey(name), version, Encode(record),
       [this, name, done = std::move(done)](Result<uint64_t> set) mutable {
         names_in_progress_.erase(VdiskTicket(name));
         if (!set.ok()) return done(set.status());
@@ -390,9 +437,121 @@ std::vector<VdiskController*> VdiskManager::ListVdisks() const {
   return list;
 }
 
+bool VdiskManager::ServesVdisk(uint64_t vdisk_id) const {
+  for (const auto& [name, entry] : vdisks_) {
+    if (entry.controller->id() == vdisk_id) return true;
+  }
+  for (const auto& [name, controller] : takeovers_) {
+    if (controller != nullptr && controller->id() == vdisk_id) return true;
+  }
+  return false;
+}
+
 VdiskController* VdiskManager::FindVdisk(const std::string& name) const {
   const auto found = vdisks_.find(name);
   return found == vdisks_.end() ? nullptr : found->second.controller.get();
+}
+
+// ---- Ownership (cluster mode) ----
+
+void VdiskManager::OnMembersChanged(std::vector<uint32_t> live_nodes) {
+  if (options_.peers == nullptr) return;
+  std::sort(live_nodes.begin(), live_nodes.end());
+  live_nodes_ = live_nodes;
+  for (auto& [name, entry] : vdisks_) entry.controller->OnMembersChanged(live_nodes_);
+  // One scan of the vDisk rows; each takeover then runs on its own.
+  options_.metadata->Scan(
+      std::string(kVdiskPrefix), "", kScanBatchRows,
+      [this](Result<std::vector<metadata::Row>> rows) {
+        if (!rows.ok()) {
+          spdlog::warn("ownership: scanning vdisk rows: {}", rows.status().ToString());
+          return;
+        }
+        const uint32_t self = options_.peers->local_node_id();
+        for (const metadata::Row& row : *rows) {
+          records::Vdisk record;
+          if (!Decode(row.key, row.value, record).ok()) continue;
+          if (record.state() != records::VDISK_STATE_ACTIVE || record.owner_node() == 0 ||
+              record.owner_node() == self || record.replication_factor() <= 1) {
+            continue;
+          }
+          const auto live = [this](uint32_t node) {
+            return std::binary_search(live_nodes_.begin(), live_nodes_.end(), node);
+          };
+          if (live(record.owner_node())) continue;
+          // The successor: the lowest live OpLog peer (only they hold every acknowledged record).
+          uint32_t successor = 0;
+          for (uint32_t peer : record.oplog_peers()) {
+            if (live(peer) && (successor == 0 || peer < successor)) successor = peer;
+          }
+          if (successor != self || takeovers_.contains(record.name()) ||
+              vdisks_.contains(record.name())) {
+            continue;
+          }
+          TakeOver(record, row.version);
+        }
+      });
+}
+
+void VdiskManager::TakeOver(records::Vdisk record, uint64_t row_version) {
+  const std::string name = record.name();
+  const uint32_t previous_owner = record.owner_node();
+  record.set_owner_node(options_.peers->local_node_id());
+  record.set_owner_epoch(record.owner_epoch() + 1);
+  // This node is the owner now, not a peer; the other old peers stay listed (they hold the
+  // records too, should this node die before it has chosen new peers).
+  std::vector<uint32_t> peers(record.oplog_peers().begin(), record.oplog_peers().end());
+  std::erase(peers, options_.peers->local_node_id());
+  record.clear_oplog_peers();
+  for (uint32_t peer : peers) record.add_oplog_peers(peer);
+  spdlog::warn("vdisk {}: owner node {} is gone; taking it over at epoch {}", name, previous_owner,
+               record.owner_epoch());
+  const auto started = std::chrono::steady_clock::now();
+  takeovers_[name] = nullptr;
+  auto fail = [this, name](Status status) {
+    spdlog::error("vdisk {}: takeover failed: {}", name, status.ToString());
+    std::unique_ptr<VdiskController> controller = std::move(takeovers_.at(name));
+    takeovers_.erase(name);
+    if (controller != nullptr) {
+      // Nothing of it may be in flight when it goes: quiesce, then drop it on the executor.
+      VdiskController* raw = controller.release();
+      raw->Quiesce([this, raw](Status) { options_.executor([raw] { delete raw; }); });
+    }
+  };
+  options_.metadata->CompareAndSet(
+      VdiskKey(name), row_version, Encode(record),
+      [this, record, name, started, fail](Result<uint64_t> set) {
+        if (!set.ok()) return fail(set.status());  // Another node won, or the row moved.
+        const uint64_t version = *set;
+        auto open = [this, record, name, version, started, fail](Status prepared) {
+          if (!prepared.ok()) return fail(prepared);
+          auto controller = std::make_unique<VdiskController>(controller_context(), record);
+          controller->set_row_version(version);
+          VdiskController* raw = controller.get();
+          takeovers_.at(name) = std::move(controller);
+          raw->Load([this, raw, name, started, fail](Status loaded) {
+            if (!loaded.ok()) return fail(loaded);
+            raw->RecoverAfterTakeover([this, raw, name, started, fail](Status recovered) {
+              if (!recovered.ok()) return fail(recovered);
+              std::unique_ptr<VdiskController> owned = std::move(takeovers_.at(name));
+              takeovers_.erase(name);
+              WEFT_ASSERT(owned.get() == raw);
+              const uint64_t version = raw->row_version();
+              vdisks_[name] = VdiskEntry{std::move(owned), version};
+              const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started);
+              spdlog::warn("vdisk {}: taken over in {} ms; serving it (epoch {}, oplog peers {})",
+                           name, elapsed.count(), raw->record().owner_epoch(),
+                           fmt::join(raw->record().oplog_peers(), ","));
+            });
+          });
+        };
+        if (options_.prepare_takeover) {
+          options_.prepare_takeover(record.id(), record.owner_epoch(), std::move(open));
+        } else {
+          open(Status::Ok());
+        }
+      });
 }
 
 }  // namespace weft::vdisk

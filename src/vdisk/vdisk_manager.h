@@ -33,6 +33,13 @@ struct VdiskManagerOptions {
   // Nodes able to hold a copy; a container's replication factor may not exceed it.
   uint32_t node_count = 1;
   VdiskIoOptions io;  // The OpLog and the cache, for every vDisk.
+  // Cluster mode: the other nodes. vDisks are then owned by one node each (the row's
+  // owner_node); this manager serves only its own, and takes over those of a dead owner when it
+  // is their successor (docs/protocol/replication.md). nullptr: a single node, owner of all.
+  PeerIo* peers = nullptr;
+  // Before a takeover opens the vDisk's OpLog: the node's data service stops keeping its replica
+  // OpLog of the vDisk (closing it) and refuses older epochs from now on.
+  std::function<void(uint64_t vdisk_id, uint64_t epoch, Completion done)> prepare_takeover;
 };
 
 template <typename T>
@@ -58,7 +65,7 @@ class VdiskManager {
 
   // An empty container name means kDefaultContainer.
   void CreateVdisk(const std::string& name, uint64_t size_bytes, const std::string& container,
-                   ResultCompletion<records::Vdisk> done);
+                   ResultCompletion<records::Vdisk> done, bool reloaded_containers = false);
   void ResizeVdisk(const std::string& name, uint64_t size_bytes,
                    ResultCompletion<records::Vdisk> done);
   // Busy while NBD connections hold it open or I/O runs on it.
@@ -66,6 +73,16 @@ class VdiskManager {
   // Active vDisks, by name.
   std::vector<VdiskController*> ListVdisks() const;
   VdiskController* FindVdisk(const std::string& name) const;
+  // Whether this node serves the vDisk (or is taking it over).
+  bool ServesVdisk(uint64_t vdisk_id) const;
+
+  // Cluster mode: the live members changed (or at start). vDisks whose owner is not live and
+  // whose successor is this node are taken over: epoch raised in the row, OpLog replayed from
+  // this node's copy, egroup replicas reconciled, the OpLog drained and new peers chosen, and
+  // only then served.
+  void OnMembersChanged(std::vector<uint32_t> live_nodes);
+  // vDisks being taken over now.
+  size_t takeovers_in_progress() const { return takeovers_.size(); }
 
   // Stops every controller's background work (the OpLog drains); `done` runs once none is
   // running. For shutdown, after inflight_operations() reached 0.
@@ -91,6 +108,8 @@ class VdiskManager {
   void FinishDeletion(std::unique_ptr<VdiskController> controller, std::string key,
                       uint64_t version, Completion done);
   ControllerContext controller_context();
+  bool OwnedHere(const records::Vdisk& record) const;
+  void TakeOver(records::Vdisk record, uint64_t row_version);
 
   VdiskManagerOptions options_;
   IdAllocator vdisk_ids_;
@@ -100,6 +119,8 @@ class VdiskManager {
   std::set<std::string> names_in_progress_;  // vDisks and containers being created or deleted.
   std::vector<std::unique_ptr<VdiskController>> deleting_;
   std::unique_ptr<VdiskController> loading_;  // Open(): the vDisk whose block map is loading.
+  std::map<std::string, std::unique_ptr<VdiskController>> takeovers_;
+  std::vector<uint32_t> live_nodes_;
 };
 
 }  // namespace weft::vdisk
