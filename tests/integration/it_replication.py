@@ -16,9 +16,9 @@ nodes, a container with --rf 2, vDisks owned by the node they were created throu
    resumed: the queued write and a new one on the old connection both fail, node 3 gives the
    vDisk up (404, NBD refused) and every block reads back as the successor acknowledged it.
 3. A corrupt replica: a unique 4 KiB block is written through the owner and drained from the
-   OpLog; its bytes are found in the owner's disk image file and flipped; reads through NBD
-   return the good block (twice), replication.replica_repairs counts the repair and the block is
-   on the owner's disk again.
+   OpLog; its bytes are found in the owner's disk image file and flipped; a read through NBD
+   returns the good block, replication.replica_repairs then counts the repair (done after the
+   answer), a second read is good too and the block is on the owner's disk again.
 """
 
 import os
@@ -44,6 +44,7 @@ FIO_RUNTIME_S = 20
 TAKEOVER_TIMEOUT_S = 60
 GIVE_UP_TIMEOUT_S = 30
 OLD_OWNER_ANSWER_TIMEOUT_S = 30
+REPAIR_TIMEOUT_S = 30
 
 SPLIT_VDISK = "split"
 REPAIR_VDISK = "repair"
@@ -289,8 +290,11 @@ def corrupt_replica(h, cluster):
     handle.pwrite(block, offset)
     handle.flush()
     handle.shutdown()
-    poll_until(lambda: n1.stats(REPAIR_VDISK).get("oplog", {}).get("records_undrained", 0) == 0,
-               60, f"the OpLog of {REPAIR_VDISK} to drain", interval_s=0.2)
+    def drained():
+        oplog = n1.stats(REPAIR_VDISK).get("oplog", {})
+        check("records_undrained" in oplog, f"no oplog.records_undrained in the stats: {oplog}")
+        return oplog["records_undrained"] == 0
+    poll_until(drained, 60, f"the OpLog of {REPAIR_VDISK} to drain", interval_s=0.2)
     copies = find_all(n1.daemon.disk_path, block)
     check(len(copies) >= 1, f"the written block is nowhere in node 1's disk file "
           f"{n1.daemon.disk_path}")
@@ -298,15 +302,18 @@ def corrupt_replica(h, cluster):
     check_equal(find_all(n1.daemon.disk_path, block), [], "copies left after the corruption")
     log(f"   flipped 64 bytes in each of {len(copies)} copies on node 1's disk at {copies}")
 
-    for attempt in ("first", "second"):
+    def read_back(attempt):
         reader = nbd_handle(n1.uri(REPAIR_VDISK))
         check(reader.pread(BLOCK_BYTES, offset) == block,
               f"the {attempt} read of the corrupted block returned other bytes")
         reader.shutdown()
-    replication = n1.replication(REPAIR_VDISK)
-    log(f"   node 1 after the reads: {replication}")
-    check(replication["replica_repairs"] >= 1,
-          f"replica_repairs is {replication['replica_repairs']} after reading a corrupt block")
+    read_back("first")
+    # The read is answered from the good replica; the bad one is rewritten after the answer.
+    poll_until(lambda: n1.replication(REPAIR_VDISK)["replica_repairs"] >= 1, REPAIR_TIMEOUT_S,
+               "replication.replica_repairs to count the repair of the corrupt block",
+               interval_s=0.1)
+    read_back("second")
+    log(f"   node 1 after the reads: {n1.replication(REPAIR_VDISK)}")
     repaired = find_all(n1.daemon.disk_path, block)
     check(len(repaired) >= 1, "the repaired block is not on node 1's disk")
     log(f"   repaired copy on node 1's disk at {repaired}")
