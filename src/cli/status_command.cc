@@ -2,6 +2,7 @@
 // disk, and the cluster as this node sees it (backend, live nodes, ring epoch, fencing, and one
 // line per node).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <string>
@@ -79,6 +80,44 @@ Result<admin::ClusterView> FetchCluster(AdminClient& client) {
   return admin::ClusterViewFromJson(answer.body);
 }
 
+// The replicated data path of the vDisks this node serves: how many lack copies (egroups with
+// fewer replicas than their RF, OpLogs with too few peers), summed from their counters. Empty
+// when no served vDisk is replicated (or the weftd predates the counters).
+std::string ReplicationSummary(AdminClient& client) {
+  ApiAnswer answer = client.Get("/api/v1/vdisks");
+  if (!answer.ok() || !answer.body.is_object() || !answer.body.contains("vdisks")) return "";
+  uint64_t replicated = 0;
+  uint64_t under_replicated_egroups = 0;
+  std::vector<std::string> degraded;
+  for (const auto& item : answer.body["vdisks"]) {
+    Result<admin::VdiskView> vdisk = admin::VdiskViewFromJson(item);
+    if (!vdisk.ok()) continue;
+    const auto group = vdisk->stats.find("replication");
+    if (group == vdisk->stats.end()) continue;
+    auto counter = [&group](const char* name) -> uint64_t {
+      const auto found = group->second.find(name);
+      return found == group->second.end() ? 0 : found->second;
+    };
+    if (counter("replication_factor") <= 1) continue;
+    ++replicated;
+    const uint64_t egroups = counter("under_replicated_egroups");
+    const bool oplog_short = counter("oplog_peers_count") + 1 < counter("replication_factor");
+    under_replicated_egroups += egroups;
+    if (egroups > 0 || oplog_short) {
+      degraded.push_back(fmt::format("{} ({} egroup{}{})", vdisk->name, egroups,
+                                     egroups == 1 ? "" : "s",
+                                     oplog_short ? ", oplog short of peers" : ""));
+    }
+  }
+  if (replicated == 0) return "";
+  if (degraded.empty()) {
+    return fmt::format("{} replicated vDisk{} served here, all at full RF", replicated,
+                       replicated == 1 ? "" : "s");
+  }
+  return fmt::format("UNDER-REPLICATED: {} egroup{} in {}", under_replicated_egroups,
+                     under_replicated_egroups == 1 ? "" : "s", fmt::join(degraded, ", "));
+}
+
 ExitCode RunStatus(const GlobalOptions& options) {
   AdminClient client = MakeClient(options);
   ApiAnswer answer = client.Get("/api/v1/node");
@@ -104,6 +143,9 @@ ExitCode RunStatus(const GlobalOptions& options) {
   if (!node->cache.empty()) fields.emplace_back("Cache", CacheSummary(node->cache));
   const Result<admin::ClusterView> cluster = FetchCluster(client);
   for (auto& field : ClusterFields(cluster)) fields.push_back(std::move(field));
+  if (std::string replication = ReplicationSummary(client); !replication.empty()) {
+    fields.emplace_back("Replication", std::move(replication));
+  }
   std::cout << RenderFields(fields) << "\n";
   if (node->disks.empty()) {
     std::cout << "No disks.\n";

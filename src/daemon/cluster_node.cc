@@ -211,6 +211,7 @@ Status ClusterNode::OpenClustered() {
       {"rpc", self->rpc_address()},
       {"data", data_address},
       {"free_bytes", options_.free_bytes},
+      {"fault_domain", options_.fault_domain},
       {"admin", options_.admin_address},
       {"pid", ::getpid()},
       {"started_unix_s", std::chrono::duration_cast<std::chrono::seconds>(
@@ -263,6 +264,9 @@ void ClusterNode::WatchMembers(std::function<void(std::map<uint32_t, Member>)> o
           if (parsed.is_object()) {
             if (parsed.contains("data") && parsed["data"].is_string()) {
               member.data_address = parsed["data"].get<std::string>();
+            }
+            if (parsed.contains("fault_domain") && parsed["fault_domain"].is_string()) {
+              member.fault_domain = parsed["fault_domain"].get<std::string>();
             }
             if (parsed.contains("free_bytes") && parsed["free_bytes"].is_number_unsigned()) {
               member.free_bytes = parsed["free_bytes"].get<uint64_t>();

@@ -46,7 +46,8 @@ struct ClusterNodeOptions {
   // Cluster mode: starts the node's data RPC server given the host of its RPC address, and
   // returns the address it listens on (published in the membership entry).
   std::function<Result<std::string>(const std::string& rpc_host)> start_data_server;
-  uint64_t free_bytes = 0;  // Published for placement.
+  uint64_t free_bytes = 0;   // Published for placement.
+  std::string fault_domain;  // Published for placement (weftd --fault-domain).
 };
 
 class ClusterNode {
@@ -70,6 +71,7 @@ class ClusterNode {
   struct Member {
     std::string data_address;
     uint64_t free_bytes = 0;
+    std::string fault_domain;
   };
   void WatchMembers(std::function<void(std::map<uint32_t, Member>)> on_change);
   // Leaves membership, closes the ring and the RPC server. Idempotent.

@@ -47,6 +47,8 @@ struct DaemonOptions {
   std::string listen_rpc = "127.0.0.1:9441";
   // Cluster mode: the data RPC (replication) address; empty: the RPC host, a free port.
   std::string listen_data;
+  // Cluster mode: the node's fault domain (a block or rack name); copies avoid sharing one.
+  std::string fault_domain;
   uint32_t ring_tick_ms = 10;
 };
 

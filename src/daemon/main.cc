@@ -89,7 +89,8 @@ int Run(const DaemonOptions& options) {
                          .rpc_address = options.listen_rpc,
                          .ring_tick_ms = options.ring_tick_ms,
                          .start_data_server = start_data_server,
-                         .free_bytes = free_bytes},
+                         .free_bytes = free_bytes,
+                         .fault_domain = options.fault_domain},
       node.local_metadata());
   if (!cluster.ok()) {
     spdlog::critical("cannot join the cluster: {}", cluster.status().ToString());
@@ -146,7 +147,8 @@ int Run(const DaemonOptions& options) {
           live.push_back(node_id);
           Result<rpc::Endpoint> endpoint = rpc::Endpoint::Parse(member.data_address);
           if (!endpoint.ok()) continue;  // A node of an older version: not a data peer.
-          peers.emplace(node_id, replication::PeerMember{*endpoint, member.free_bytes});
+          peers.emplace(node_id,
+                        replication::PeerMember{*endpoint, member.free_bytes, member.fault_domain});
         }
         peer_client->SetMembers(std::move(peers));
         node.manager().OnMembersChanged(std::move(live));
@@ -270,6 +272,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen-data", options.listen_data,
                  "Cluster mode: the data RPC address HOST:PORT (replication between nodes; "
                  "default: the RPC address's host and a free port, published to the cluster)");
+  app.add_option("--fault-domain", options.fault_domain,
+                 "Cluster mode: this node's fault domain (block or rack name); no two copies of "
+                 "a vDisk's data go to nodes of one domain");
   app.add_option("--ring-tick-ms", options.ring_tick_ms, "Metadata ring timer tick")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

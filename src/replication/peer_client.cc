@@ -60,7 +60,9 @@ void PeerClient::SetMembers(std::map<uint32_t, PeerMember> members) {
 
 std::vector<vdisk::PeerNode> PeerClient::LivePeers() const {
   std::vector<vdisk::PeerNode> peers;
-  for (const auto& [node_id, member] : members_) peers.push_back({node_id, member.free_bytes});
+  for (const auto& [node_id, member] : members_) {
+    peers.push_back({node_id, member.free_bytes, member.fault_domain});
+  }
   return peers;
 }
 

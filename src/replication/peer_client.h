@@ -20,6 +20,7 @@ namespace weft::replication {
 
 struct PeerClientOptions {
   uint32_t local_node_id = 0;
+  std::string local_fault_domain;
   // A call not answered within this is TimedOut (the node is then treated as failed for that
   // write: a new replica set is chosen).
   uint32_t call_timeout_ms = 3000;
@@ -30,6 +31,7 @@ struct PeerClientOptions {
 struct PeerMember {
   rpc::Endpoint data_endpoint;
   uint64_t free_bytes = 0;
+  std::string fault_domain;
 };
 
 class PeerClient final : public vdisk::PeerIo {
@@ -42,6 +44,7 @@ class PeerClient final : public vdisk::PeerIo {
   void Close();
 
   uint32_t local_node_id() const override { return options_.local_node_id; }
+  std::string local_fault_domain() const override { return options_.local_fault_domain; }
   std::vector<vdisk::PeerNode> LivePeers() const override;
   bool may_acknowledge() const override;
 

@@ -47,6 +47,9 @@ struct EgroupReadReply {
 struct PeerNode {
   uint32_t node_id = 0;
   uint64_t free_bytes = 0;  // As the node last published it.
+  // The node's fault domain (block or rack, weftd --fault-domain); empty: its own. No two
+  // copies of anything go to one domain.
+  std::string fault_domain;
 };
 
 class PeerIo {
@@ -54,6 +57,7 @@ class PeerIo {
   virtual ~PeerIo() = default;
 
   virtual uint32_t local_node_id() const = 0;
+  virtual std::string local_fault_domain() const { return {}; }
   // The live members other than this node.
   virtual std::vector<PeerNode> LivePeers() const = 0;
   // Whether this node may acknowledge writes (it holds its cluster session: not fenced).

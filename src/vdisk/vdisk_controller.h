@@ -295,9 +295,11 @@ class VdiskController {
                   std::string target_disk, Completion done);
   void ResumeEgroupWrites(uint64_t egroup_id);
   void Localize(uint64_t egroup_id);
-  // Live nodes for `count` new copies, excluding `exclude` (and this node), spread by `spread`.
-  Result<std::vector<uint32_t>> ChooseNodes(uint32_t count, const std::vector<uint32_t>& exclude,
-                                            uint64_t spread) const;
+  // Live nodes for `count` new copies beside the copies on `holders` (this node is one when
+  // `local_holds`), none of them a holder or in a holder's fault domain, nor two in one domain;
+  // among equals by free space, a rotation by `spread`.
+  Result<std::vector<uint32_t>> ChooseNodes(uint32_t count, const std::vector<uint32_t>& holders,
+                                            bool local_holds, uint64_t spread) const;
   void CreateReplicatedEgroup(uint64_t egroup_id, uint32_t attempt);
   records::Egroup EgroupRecord(uint64_t egroup_id) const;
   // Takeover (vdisk_controller_replication.cc): reads every replica's version; replicas behind

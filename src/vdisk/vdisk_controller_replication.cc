@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "base/crc32c.h"
 #include "vdisk/vdisk_controller.h"
@@ -59,32 +60,53 @@ records::Egroup VdiskController::EgroupRecord(uint64_t egroup_id) const {
 }
 
 Result<std::vector<uint32_t>> VdiskController::ChooseNodes(uint32_t count,
-                                                           const std::vector<uint32_t>& exclude,
+                                                           const std::vector<uint32_t>& holders,
+                                                           bool local_holds,
                                                            uint64_t spread) const {
   WEFT_ASSERT(context_.peers != nullptr);
-  std::vector<PeerNode> candidates;
-  for (const PeerNode& peer : context_.peers->LivePeers()) {
-    if (peer.node_id == context_.peers->local_node_id()) continue;
-    if (std::find(exclude.begin(), exclude.end(), peer.node_id) != exclude.end()) continue;
-    candidates.push_back(peer);
+  const std::vector<PeerNode> live = context_.peers->LivePeers();
+  std::set<std::string> taken_domains;
+  if (local_holds && !context_.peers->local_fault_domain().empty()) {
+    taken_domains.insert(context_.peers->local_fault_domain());
   }
-  if (candidates.size() < count) {
-    return Status::Unavailable(
-        fmt::format("vdisk {}: {} more cop{} needed on other nodes, {} live node{} to hold them",
-                    record_.name(), count, count == 1 ? "y" : "ies", candidates.size(),
-                    candidates.size() == 1 ? "" : "s"));
+  for (const PeerNode& peer : live) {
+    const bool holder = std::find(holders.begin(), holders.end(), peer.node_id) != holders.end();
+    if (holder && !peer.fault_domain.empty()) taken_domains.insert(peer.fault_domain);
+  }
+  std::vector<PeerNode> candidates;
+  for (const PeerNode& peer : live) {
+    if (peer.node_id == context_.peers->local_node_id()) continue;
+    if (std::find(holders.begin(), holders.end(), peer.node_id) != holders.end()) continue;
+    if (!peer.fault_domain.empty() && taken_domains.contains(peer.fault_domain)) continue;
+    candidates.push_back(peer);
   }
   // Nodes with the most free space first; among nodes within 10% of each other, a rotation by
   // `spread` (the egroup or vDisk id), so that copies spread over the cluster.
   std::sort(candidates.begin(), candidates.end(),
             [](const PeerNode& a, const PeerNode& b) { return a.node_id < b.node_id; });
-  std::rotate(candidates.begin(), candidates.begin() + spread % candidates.size(),
-              candidates.end());
+  if (!candidates.empty()) {
+    std::rotate(candidates.begin(), candidates.begin() + spread % candidates.size(),
+                candidates.end());
+  }
   std::stable_sort(candidates.begin(), candidates.end(), [](const PeerNode& a, const PeerNode& b) {
     return a.free_bytes / 10 * 9 > b.free_bytes;
   });
   std::vector<uint32_t> chosen;
-  for (uint32_t index = 0; index < count; ++index) chosen.push_back(candidates[index].node_id);
+  for (const PeerNode& candidate : candidates) {
+    if (chosen.size() == count) break;
+    if (!candidate.fault_domain.empty()) {
+      if (taken_domains.contains(candidate.fault_domain)) continue;  // Two in one domain.
+      taken_domains.insert(candidate.fault_domain);
+    }
+    chosen.push_back(candidate.node_id);
+  }
+  if (chosen.size() < count) {
+    return Status::Unavailable(fmt::format(
+        "vdisk {}: {} more cop{} needed on other nodes (and fault domains), {} live node{} "
+        "to hold them",
+        record_.name(), count, count == 1 ? "y" : "ies", chosen.size(),
+        chosen.size() == 1 ? "" : "s"));
+  }
   WEFT_ASSERT(chosen.size() == count);
   return chosen;
 }
@@ -249,9 +271,16 @@ void VdiskController::ChangeReplica(uint64_t egroup_id, uint32_t remove_node, ui
   WEFT_ASSERT(!egroup.changing && egroup.inflight_writes == 0);
   const uint32_t local = context_.peers->local_node_id();
   if (add_node == 0) {
-    std::vector<uint32_t> exclude{remove_node};
-    for (const Replica& replica : egroup.replicas) exclude.push_back(replica.node_id);
-    Result<std::vector<uint32_t>> chosen = ChooseNodes(1, exclude, egroup_id);
+    // The remaining holders; the removed node is not chosen again (its domain is free).
+    std::vector<uint32_t> holders;
+    bool local_holds = false;
+    for (const Replica& replica : egroup.replicas) {
+      if (replica.node_id == remove_node) continue;
+      if (replica.node_id == local) local_holds = true;
+      holders.push_back(replica.node_id);
+    }
+    holders.push_back(remove_node);
+    Result<std::vector<uint32_t>> chosen = ChooseNodes(1, holders, local_holds, egroup_id);
     if (!chosen.ok()) return CompleteLater(std::move(done), chosen.status());
     add_node = chosen->front();
   }
@@ -578,7 +607,7 @@ void VdiskController::CreateReplicatedEgroup(uint64_t egroup_id, uint32_t attemp
   NodeDisk* disk = ChooseDiskForNewEgroup(*context_.disks);
   if (disk == nullptr) return fail(Status::NoSpace("this node has no disks"));
   Result<std::vector<uint32_t>> others =
-      ChooseNodes(replication_factor_ - 1, {}, egroup_id + attempt);
+      ChooseNodes(replication_factor_ - 1, {}, /*local_holds=*/true, egroup_id + attempt);
   if (!others.ok()) return fail(others.status());
   struct Creation {
     size_t remaining = 0;
@@ -875,8 +904,8 @@ void VdiskController::MaybeFinishRepeer() {
     repeer_queue_.clear();
     for (auto& resume : held) resume();
   };
-  Result<std::vector<uint32_t>> peers =
-      ChooseNodes(replication_factor_ - 1, {}, id() + counters_.oplog_repeers);
+  Result<std::vector<uint32_t>> peers = ChooseNodes(
+      replication_factor_ - 1, {}, /*local_holds=*/true, id() + counters_.oplog_repeers);
   if (!peers.ok()) {
     // Too few live nodes for RF copies: the writes fail now (not acknowledged) rather than
     // waiting for nodes that may not come back; the OpLog keeps draining what it holds.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 namespace weft::vdisk {
 
@@ -308,11 +309,26 @@ void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
             fmt::format("vdisk {}: replication factor {} needs {} live nodes, {} are live", name,
                         replication_factor, replication_factor, peers.size() + 1)));
       }
-      // OpLog peers: a rotation by vDisk id spreads them over the cluster.
+      // OpLog peers: a rotation by vDisk id spreads them over the cluster; never two copies in
+      // one fault domain.
       std::sort(peers.begin(), peers.end(),
                 [](const PeerNode& a, const PeerNode& b) { return a.node_id < b.node_id; });
-      for (uint32_t index = 0; index + 1 < replication_factor; ++index) {
-        record.add_oplog_peers(peers[(*vdisk_id + index) % peers.size()].node_id);
+      std::set<std::string> domains;
+      if (!options_.peers->local_fault_domain().empty()) {
+        domains.insert(options_.peers->local_fault_domain());
+      }
+      for (size_t index = 0; index < peers.size() &&
+                             record.oplog_peers_size() + 1 < static_cast<int>(replication_factor);
+           ++index) {
+        const PeerNode& peer = peers[(*vdisk_id + index) % peers.size()];
+        if (!peer.fault_domain.empty() && !domains.insert(peer.fault_domain).second) continue;
+        record.add_oplog_peers(peer.node_id);
+      }
+      if (record.oplog_peers_size() + 1 < static_cast<int>(replication_factor)) {
+        names_in_progress_.erase(VdiskTicket(name));
+        return done(Status::Unavailable(
+            fmt::format("vdisk {}: replication factor {} needs live nodes in {} fault domains",
+                        name, replication_factor, replication_factor)));
       }
     }
     options_.metadata->CompareAndSet(
@@ -459,6 +475,10 @@ void VdiskManager::OnMembersChanged(std::vector<uint32_t> live_nodes) {
   std::sort(live_nodes.begin(), live_nodes.end());
   live_nodes_ = live_nodes;
   for (auto& [name, entry] : vdisks_) entry.controller->OnMembersChanged(live_nodes_);
+  if (!unlisted_replicas_checked_) {
+    unlisted_replicas_checked_ = true;
+    DeleteUnlistedReplicas("");
+  }
   // One scan of the vDisk rows; each takeover then runs on its own.
   options_.metadata->Scan(
       std::string(kVdiskPrefix), "", kScanBatchRows,
@@ -490,6 +510,36 @@ void VdiskManager::OnMembersChanged(std::vector<uint32_t> live_nodes) {
           }
           TakeOver(record, row.version);
         }
+      });
+}
+
+void VdiskManager::DeleteUnlistedReplicas(std::string start_after) {
+  options_.metadata->Scan(
+      "egroup/", std::move(start_after), kScanBatchRows,
+      [this](Result<std::vector<metadata::Row>> rows) {
+        if (!rows.ok()) {
+          spdlog::warn("stale replicas: scanning egroup rows: {}", rows.status().ToString());
+          return;
+        }
+        const uint32_t self = options_.peers->local_node_id();
+        for (const metadata::Row& row : *rows) {
+          records::Egroup record;
+          if (!Decode(row.key, row.value, record).ok() || record.replicas().empty()) continue;
+          const bool listed =
+              std::any_of(record.replicas().begin(), record.replicas().end(),
+                          [self](const records::EgroupReplica& r) { return r.node_id() == self; });
+          if (listed) continue;
+          for (NodeDisk& disk : *options_.disks) {
+            if (!disk.store->GetEgroup(record.egroup_id()).ok()) continue;
+            const Status deleted = disk.store->DeleteEgroup(record.egroup_id());
+            if (deleted.ok()) {
+              ++stale_replicas_deleted_;
+              spdlog::info("egroup {}: stale replica deleted (the row lists other nodes)",
+                           record.egroup_id());
+            }
+          }
+        }
+        if (rows->size() == kScanBatchRows) DeleteUnlistedReplicas(rows->back().key);
       });
 }
 

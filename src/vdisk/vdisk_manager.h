@@ -83,6 +83,9 @@ class VdiskManager {
   void OnMembersChanged(std::vector<uint32_t> live_nodes);
   // vDisks being taken over now.
   size_t takeovers_in_progress() const { return takeovers_.size(); }
+  // Stale egroup replicas deleted at start (their row lists other nodes: they were replaced
+  // while this node was away).
+  uint64_t stale_replicas_deleted() const { return stale_replicas_deleted_; }
 
   // Stops every controller's background work (the OpLog drains); `done` runs once none is
   // running. For shutdown, after inflight_operations() reached 0.
@@ -109,6 +112,9 @@ class VdiskManager {
                       uint64_t version, Completion done);
   ControllerContext controller_context();
   bool OwnedHere(const records::Vdisk& record) const;
+  // Once, at the first membership news: deletes this node's egroup replicas whose rows list
+  // other nodes only (never served: readers use the rows; this frees their space).
+  void DeleteUnlistedReplicas(std::string start_after);
   void TakeOver(records::Vdisk record, uint64_t row_version);
 
   VdiskManagerOptions options_;
@@ -121,6 +127,8 @@ class VdiskManager {
   std::unique_ptr<VdiskController> loading_;  // Open(): the vDisk whose block map is loading.
   std::map<std::string, std::unique_ptr<VdiskController>> takeovers_;
   std::vector<uint32_t> live_nodes_;
+  bool unlisted_replicas_checked_ = false;
+  uint64_t stale_replicas_deleted_ = 0;
 };
 
 }  // namespace weft::vdisk
