@@ -5,7 +5,8 @@ vDisk created through node 1, its owner.
 1. Blocks written through node 1 with qemu-io (small writes through the OpLog, a 4 MiB write
    that bypasses it); node 1 reports 2 OpLog peers.
 2. Nodes 2 and 3 are killed with kill -9: more writes through node 1 succeed (new replica sets
-   on the 3 live nodes) and everything written reads back, old and new.
+   on the 3 live nodes), into new and existing egroups, the OpLog drains into the egroups, and
+   everything written reads back, old and new.
 3. Nodes 2 and 3 return (they answer 404 for the vDisk: they never serve it); node 1, the owner,
    is killed: a live OpLog peer takes over (takeover time printed), every block reads back
    through the new owner's NBD port, and writes through it work.
@@ -13,7 +14,7 @@ vDisk created through node 1, its owner.
 
 import time
 
-from weftlib import MIB, Cluster, check, check_equal, log, run, run_test
+from weftlib import MIB, Cluster, check, check_equal, log, poll_until, run, run_test
 from zk_server import ZkServer
 
 SESSION_MS = 4000
@@ -22,11 +23,13 @@ NODE_ARGS = ["--cache-size", "256M"]
 CONTAINER = "rf3"
 VDISK = "rf3"
 TAKEOVER_TIMEOUT_S = 60
+DRAIN_TIMEOUT_S = 60
 
 # (offset, length, pattern byte): written in this order, each phase adding its own.
 BEFORE = [(0, 4096, 0x11), (1 * MIB + 4096, 65536, 0x12), (8 * MIB, 4 * MIB, 0x13)]
+# Into existing egroups (through the OpLog, and a 2 MiB write that bypasses it) and a new one.
 TWO_DOWN = [(4096, 4096, 0x21), (1 * MIB + 8192, 4096, 0x22), (16 * MIB, 4 * MIB, 0x23),
-            (8 * MIB + 512 * 1024, 4096, 0x24)]
+            (8 * MIB + 512 * 1024, 4096, 0x24), (9 * MIB, 2 * MIB, 0x25)]
 AFTER_TAKEOVER = [(32 * MIB, 4096, 0x31), (0, 4096, 0x32)]
 
 
@@ -93,6 +96,10 @@ def main(h):
         write(n1.uri(VDISK), TWO_DOWN)
         elapsed_s = time.monotonic() - started
         log(f"   {len(TWO_DOWN)} writes with two nodes down took {elapsed_s:.1f} s")
+        # The drain writes the OpLog's records into egroups whose replicas may be on the dead
+        # nodes: they are replaced (or the drain never ends).
+        poll_until(lambda: n1.stats(VDISK)["oplog"]["records_undrained"] == 0, DRAIN_TIMEOUT_S,
+                   f"node 1 to drain the OpLog of {VDISK} with two nodes down", interval_s=0.2)
         qemu_io(n1.uri(VDISK), expected_reads(written))
         log(f"   node 1 with nodes 2 and 3 down: {n1.replication(VDISK)}")
 
