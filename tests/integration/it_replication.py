@@ -9,7 +9,8 @@ nodes, a container with --rf 2, vDisks owned by the node they were created throu
    failure needs the first node back); then node 1, the owner, is killed. Node 2, its OpLog
    peer, takes the vDisk over (takeover time printed): fio --verify_only of every write passes
    through node 2's NBD port and qemu-img compare finds node 2's disk identical to the copy.
-   Node 1 returns: it answers 404 for the vDisk and refuses its NBD export.
+   A write through node 2 works; node 1 returns: it answers 404 for the vDisk and refuses its
+   NBD export, and node 2 still reads what it wrote.
 2. A hung owner (no split brain): a vDisk on node 3; blocks written through it; node 3 is paused
    with SIGSTOP (a write is queued on its NBD connection meanwhile) until its ZooKeeper session
    expires and a successor takes over; blocks are written through the successor; node 3 is
@@ -146,12 +147,20 @@ def failover_under_fio(h, cluster):
           f"from node 1:\n{compared.stdout}{compared.stderr}")
     os.unlink(before_path)
     log(f"   node 2 after the verify: {owner.replication(FIO_VDISK)}")
+    # The new owner takes writes (RF2 on nodes 2 and 3).
+    after = pattern_bytes("after-takeover", 64 * KIB)
+    handle = nbd_handle(owner.uri(FIO_VDISK))
+    handle.pwrite(after, 0)
+    handle.flush()
 
     n1.daemon.start()
     cluster.wait_live([1, 2, 3])
     check_equal(n1.vdisk(FIO_VDISK)[0], 404, f"GET {FIO_VDISK} on node 1 after its return")
     check(nbd_refused(n1.uri(FIO_VDISK)), f"node 1 serves {FIO_VDISK} again after the takeover")
     check_equal(cluster.owners(FIO_VDISK), [2], f"owners of {FIO_VDISK} with node 1 back")
+    check(handle.pread(len(after), 0) == after,
+          "a write through node 2 after the takeover reads back wrong once node 1 returned")
+    handle.shutdown()
 
 
 def await_outcomes(handle, cookies, timeout_s):
