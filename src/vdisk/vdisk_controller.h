@@ -156,6 +156,9 @@ class VdiskController {
   // Cluster mode: the live members changed (sorted ids). A replicated vDisk whose OpLog peer
   // left drains and chooses new peers.
   void OnMembersChanged(const std::vector<uint32_t>& live_nodes);
+  // Another node owns the vDisk now (its row names it): no more I/O here, reads included.
+  void Relinquish() { fenced_ = true; }
+  bool relinquished() const { return fenced_; }
   uint64_t id() const { return record_.id(); }
   uint64_t size_bytes() const { return record_.size_bytes(); }
   // Resizing (the manager, after its metadata update): shrinking first frees what lies past the

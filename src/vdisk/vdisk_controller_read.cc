@@ -17,6 +17,12 @@ void VdiskController::Read(uint64_t offset_bytes, std::span<std::byte> buffer, C
   if (status.ok() && buffer.empty()) {
     status = Status::InvalidArgument(fmt::format("vdisk {}: read of length zero", record_.name()));
   }
+  if (status.ok() && replicated() && (fenced_ || !context_.peers->may_acknowledge())) {
+    // Another node may own the vDisk now and have changed it: this node's bytes may be stale.
+    status = Status::Unavailable(fmt::format(
+        "vdisk {}: this node {}", record_.name(),
+        fenced_ ? "no longer owns the vdisk" : "is fenced from the cluster (no session)"));
+  }
   if (!status.ok()) {
     CompleteLater(std::move(done), std::move(status));
     return;

@@ -449,8 +449,32 @@ void VdiskManager::FinishDeletion(std::unique_ptr<VdiskController> controller, s
 
 std::vector<VdiskController*> VdiskManager::ListVdisks() const {
   std::vector<VdiskController*> list;
-  for (const auto& [name, entry] : vdisks_) list.push_back(entry.controller.get());
+  for (const auto& [name, entry] : vdisks_) {
+    if (!entry.controller->relinquished()) list.push_back(entry.controller.get());
+  }
   return list;
+}
+
+void VdiskManager::RetireRelinquished(const std::string& name) {
+  const auto found = vdisks_.find(name);
+  if (found == vdisks_.end() || !found->second.controller->relinquished()) return;
+  VdiskController& controller = *found->second.controller;
+  if (controller.open_handles() > 0 || controller.inflight_operations() > 0) {
+    // NBD clients still hold it (their I/O fails): look again in a second.
+    if (options_.io.schedule) {
+      options_.io.schedule(std::chrono::seconds(1), [this, name] { RetireRelinquished(name); });
+    }
+    return;
+  }
+  controller.Quiesce([this, name](Status) {
+    const auto entry = vdisks_.find(name);
+    if (entry == vdisks_.end() || entry->second.controller->inflight_operations() > 0 ||
+        entry->second.controller->open_handles() > 0) {
+      return;
+    }
+    vdisks_.erase(entry);  // Its OpLog closes with it; the files stay for the node as a peer.
+    spdlog::info("vdisk {}: no longer served here", name);
+  });
 }
 
 bool VdiskManager::ServesVdisk(uint64_t vdisk_id) const {
@@ -465,7 +489,8 @@ bool VdiskManager::ServesVdisk(uint64_t vdisk_id) const {
 
 VdiskController* VdiskManager::FindVdisk(const std::string& name) const {
   const auto found = vdisks_.find(name);
-  return found == vdisks_.end() ? nullptr : found->second.controller.get();
+  if (found == vdisks_.end() || found->second.controller->relinquished()) return nullptr;
+  return found->second.controller.get();
 }
 
 // ---- Ownership (cluster mode) ----
@@ -493,6 +518,16 @@ void VdiskManager::OnMembersChanged(std::vector<uint32_t> live_nodes) {
           if (!Decode(row.key, row.value, record).ok()) continue;
           if (record.state() != records::VDISK_STATE_ACTIVE || record.owner_node() == 0 ||
               record.owner_node() == self || record.replication_factor() <= 1) {
+            continue;
+          }
+          if (auto served = vdisks_.find(record.name()); served != vdisks_.end()) {
+            // This node served it and another took it over (this node was away): stop serving.
+            if (!served->second.controller->relinquished()) {
+              spdlog::warn("vdisk {}: node {} owns it now (epoch {}); no longer serving it here",
+                           record.name(), record.owner_node(), record.owner_epoch());
+              served->second.controller->Relinquish();
+              RetireRelinquished(record.name());
+            }
             continue;
           }
           const auto live = [this](uint32_t node) {

@@ -116,6 +116,8 @@ class VdiskManager {
   // other nodes only (never served: readers use the rows; this frees their space).
   void DeleteUnlistedReplicas(std::string start_after);
   void TakeOver(records::Vdisk record, uint64_t row_version);
+  // Drops a relinquished controller once no client holds it.
+  void RetireRelinquished(const std::string& name);
 
   VdiskManagerOptions options_;
   IdAllocator vdisk_ids_;
