@@ -9,6 +9,8 @@
 #   make bench   deps + build + the extent-store benchmark (bench/, not part of make test)
 #   make bench-nbd  deps + build + weft over NBD vs qemu-nbd vs the raw file (bench/nbd-compare)
 #   make bench-compare  deps + build + weft vs Ceph RBD vs qemu-nbd vs the raw device (bench/compare)
+#   make bench-replication  deps + build + weft RF1/RF2/RF3 (3-node loopback cluster) vs Ceph
+#                size 1 and size 3 (bench/compare --targets ...)
 #   make bench-ring  deps + build + metadata ring (3 nodes, loopback) vs the local RocksDB store
 #   make sim-long  deps + build + thousands of seeds of the metadata ring simulation (sim/run-long)
 #   make fuzz    deps + the NBD decoder fuzzer for FUZZ_SECONDS (default 600) (fuzz/)
@@ -20,7 +22,7 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR := build/release
 
-.PHONY: run deps build test bench bench-nbd bench-compare bench-ring sim-long fuzz asan tsan debug format format-check tidy clean
+.PHONY: run deps build test bench bench-nbd bench-compare bench-replication bench-ring sim-long fuzz asan tsan debug format format-check tidy clean
 
 run: build
 	scripts/run-weftd
@@ -43,6 +45,9 @@ bench-nbd: build
 
 bench-compare: build
 	bench/compare
+
+bench-replication: build
+	bench/compare --targets weft-rf1,weft-rf2,weft-rf3,ceph-1osd,ceph-3osd
 
 bench-ring: build
 	bench/ring-compare
