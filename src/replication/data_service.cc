@@ -146,6 +146,13 @@ void DataService::WithReplicaLog(uint64_t vdisk_id, rpc::ReplyFn reply,
     return reply(Status::Aborted(fmt::format(
         "stale epoch: vdisk {} is served by this node, not replicated to it", vdisk_id)));
   }
+  if (auto discarding = discards_.find(vdisk_id); discarding != discards_.end()) {
+    discarding->second->push_back(
+        [this, vdisk_id, reply = std::move(reply), task = std::move(task)] {
+          WithReplicaLog(vdisk_id, reply, task);
+        });
+    return;
+  }
   auto [found, inserted] = logs_.try_emplace(vdisk_id);
   if (inserted) {
     found->second = std::make_unique<ReplicaLog>();
@@ -159,8 +166,10 @@ void DataService::WithReplicaLog(uint64_t vdisk_id, rpc::ReplyFn reply,
       WEFT_ASSERT(it != logs_.end());
       ReplicaLog& opened = *it->second;
       std::deque<std::function<void()>> waiting = std::move(opened.waiting);
+      std::vector<std::function<void(Status)>> release_waiters;
       if (!status.ok()) {
         spdlog::error("vdisk {}: opening its replica oplog: {}", vdisk_id, status.ToString());
+        release_waiters = std::move(opened.release_waiters);
         opened.log.reset();
         logs_.erase(it);
         --stats_.replica_oplogs;
@@ -168,6 +177,10 @@ void DataService::WithReplicaLog(uint64_t vdisk_id, rpc::ReplyFn reply,
         opened.open = true;
       }
       for (auto& run : waiting) run();  // Each looks the log up again (and may reopen it).
+      // A release that arrived while the log was opening: nothing is open any more, or it
+      // finishes now that the log is open (it waited for that).
+      for (auto& waiter : release_waiters) waiter(Status::Ok());
+      MaybeFinishRelease(vdisk_id);
     });
   }
   ReplicaLog& entry = *found->second;
@@ -179,19 +192,21 @@ void DataService::WithReplicaLog(uint64_t vdisk_id, rpc::ReplyFn reply,
     entry.resetting = true;
     spdlog::warn("vdisk {}: discarding this node's replica oplog (records of an earlier owner)",
                  vdisk_id);
-    // Moved out first: DiscardOplog erases the entry.
-    auto resumed = std::make_shared<std::deque<std::function<void()>>>();
+    // Moved out first: DiscardOplog erases the entry (at once when nothing is in flight).
+    // Requests arriving until the old files are gone wait with them (discards_), so that no
+    // fresh log opens those files while they are being deleted.
+    auto resumed =
+        std::make_shared<std::deque<std::function<void()>>>(std::move(entry.after_reset));
+    entry.after_reset.clear();
     DiscardOplog(vdisk_id, [this, alive = alive_, vdisk_id, resumed](Status status) {
       if (!*alive) return;
       if (!status.ok()) {
         spdlog::error("vdisk {}: discarding the replica oplog: {}", vdisk_id, status.ToString());
       }
+      discards_.erase(vdisk_id);
       for (auto& run : *resumed) run();
     });
-    // DiscardOplog waits for in-flight work; the queued requests are taken now so that the
-    // erase does not lose them.
-    *resumed = std::move(entry.after_reset);
-    entry.after_reset.clear();
+    discards_[vdisk_id] = resumed;  // After the call: its release must not wait for itself.
     return;
   }
   if (entry.releasing) {
@@ -330,6 +345,12 @@ void DataService::FinishMark(uint64_t vdisk_id) {
 }
 
 void DataService::ReleaseOplog(uint64_t vdisk_id, std::function<void(Status)> done) {
+  if (auto discarding = discards_.find(vdisk_id); discarding != discards_.end()) {
+    // The files are being deleted: released once that is done.
+    discarding->second->push_back(
+        [this, vdisk_id, done = std::move(done)] { ReleaseOplog(vdisk_id, done); });
+    return;
+  }
   auto found = logs_.find(vdisk_id);
   if (found == logs_.end()) {
     options_.executor([done = std::move(done)] { done(Status::Ok()); });

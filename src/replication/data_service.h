@@ -97,6 +97,8 @@ class DataService {
   std::map<uint64_t, uint64_t> epochs_;  // vdisk id -> highest owner epoch seen.
   std::map<uint64_t, std::unique_ptr<ReplicaLog>> logs_;
   std::map<uint64_t, vdisk::NodeDisk*> egroup_disks_;  // Cache of DiskOf.
+  // vdisk id -> requests waiting for its old replica OpLog's files to be deleted (a reset).
+  std::map<uint64_t, std::shared_ptr<std::deque<std::function<void()>>>> discards_;
   DataServiceStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
