@@ -438,21 +438,19 @@ void DataService::HandleEgroupCreate(const rpc::Message& request, rpc::ReplyFn r
   }
   ++stats_.egroup_creates;
   proto::EgroupCreateReply created;
-  Result<vdisk::NodeDisk*> existing = DiskOf(parsed->egroup_id());
-  if (existing.ok()) {
-    // A retried create, or a replica being re-copied: start it over at the given version.
-    Status set =
-        (*existing)->store->SetReplicaVersion(parsed->egroup_id(), parsed->replica_version());
-    if (!set.ok()) return reply(set);
-    created.set_disk_uuid((*existing)->uuid);
-  } else {
-    vdisk::NodeDisk* disk = vdisk::ChooseDiskForNewEgroup(*options_.disks);
-    if (disk == nullptr) return reply(Status::NoSpace("data rpc: this node has no disks"));
-    Status made = disk->store->CreateEgroup(parsed->egroup_id(), parsed->replica_version());
-    if (!made.ok()) return reply(made);
-    egroup_disks_[parsed->egroup_id()] = disk;
-    created.set_disk_uuid(disk->uuid);
+  // An existing replica here is an old copy (a create always starts a new replica): deleted
+  // first, so the copy that follows cannot leave its stale bytes where the source has holes.
+  if (Result<vdisk::NodeDisk*> existing = DiskOf(parsed->egroup_id()); existing.ok()) {
+    Status removed = (*existing)->store->DeleteEgroup(parsed->egroup_id());
+    if (!removed.ok()) return reply(removed.WithContext("replacing an old replica"));
+    egroup_disks_.erase(parsed->egroup_id());
   }
+  vdisk::NodeDisk* disk = vdisk::ChooseDiskForNewEgroup(*options_.disks);
+  if (disk == nullptr) return reply(Status::NoSpace("data rpc: this node has no disks"));
+  Status made = disk->store->CreateEgroup(parsed->egroup_id(), parsed->replica_version());
+  if (!made.ok()) return reply(made);
+  egroup_disks_[parsed->egroup_id()] = disk;
+  created.set_disk_uuid(disk->uuid);
   options_.executor([reply = std::move(reply), created] { reply(Reply(created)); });
 }
 

@@ -359,9 +359,14 @@ void VdiskController::ChangeReplica(uint64_t egroup_id, uint32_t remove_node, ui
   if (add_node == local) {
     NodeDisk* disk = ChooseDiskForNewEgroup(*context_.disks);
     if (disk == nullptr) return created(Status::NoSpace("this node has no disks"));
+    // An old copy here (unlisted: never served) goes first: the copy skips the source's holes.
+    for (NodeDisk& candidate : *context_.disks) {
+      if (!candidate.store->GetEgroup(egroup_id).ok()) continue;
+      if (Status removed = candidate.store->DeleteEgroup(egroup_id); !removed.ok()) {
+        return created(removed.WithContext("replacing an old local replica"));
+      }
+    }
     Status made = disk->store->CreateEgroup(egroup_id, egroup.replica_version);
-    if (made.IsAlreadyExists())
-      made = disk->store->SetReplicaVersion(egroup_id, egroup.replica_version);
     if (!made.ok()) return created(made);
     context_.executor([created, uuid = disk->uuid]() mutable { created(uuid); });
     return;
