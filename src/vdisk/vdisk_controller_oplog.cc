@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "vdisk/vdisk_controller.h"
 #include "vdisk/vdisk_controller_impl.h"
@@ -420,16 +421,28 @@ std::map<std::string, std::map<std::string, uint64_t>> VdiskController::StatGrou
                        {"reads_merged", io.reads_merged}};
   }
   if (record_.replication_factor() > 1 || context_.peers != nullptr) {
+    // Egroups short of copies: fewer replicas listed than RF, or a replica on a node that is
+    // not live now (it stays listed until a write replaces it or the node returns).
+    std::set<uint32_t> live;
+    if (context_.peers != nullptr) {
+      live.insert(context_.peers->local_node_id());
+      for (const PeerNode& peer : context_.peers->LivePeers()) live.insert(peer.node_id);
+    }
     uint64_t under_replicated = 0;
     for (const auto& [egroup_id, egroup] : egroups_) {
-      if (!egroup.replicas.empty() && egroup.replicas.size() < replication_factor_) {
-        ++under_replicated;
+      if (egroup.replicas.empty()) continue;
+      bool short_of_copies = egroup.replicas.size() < replication_factor_;
+      for (const Replica& replica : egroup.replicas) {
+        if (!live.contains(replica.node_id)) short_of_copies = true;
       }
+      if (short_of_copies) ++under_replicated;
     }
+    uint64_t oplog_peers_live = 0;
+    for (uint32_t peer : record_.oplog_peers()) oplog_peers_live += live.contains(peer) ? 1 : 0;
     groups["replication"] = {{"replication_factor", replication_factor_},
                              {"owner_node", record_.owner_node()},
                              {"owner_epoch", record_.owner_epoch()},
-                             {"oplog_peers_count", uint64_t(record_.oplog_peers_size())},
+                             {"oplog_peers_count", oplog_peers_live},
                              {"oplog_peer_appends", io.oplog_peer_appends},
                              {"oplog_repeers", io.oplog_repeers},
                              {"reads_local", io.reads_local},
