@@ -338,6 +338,7 @@ def _exit_on_sigterm(signal_number, frame):
 
 
 def main(h):
+    check(os.geteuid() == 0, "this test needs root (ip netns, veth pairs, a bridge)")
     h.weftd.stop()  # The harness's single node is not part of this test.
     network = Network(3)
     cluster = None
