@@ -301,6 +301,12 @@ class InProcessPeerIo final : public vdisk::PeerIo {
     return found == calls_.end() ? 0 : found->second;
   }
 
+  // Replies (answers and failures) received from each node.
+  uint64_t replies(uint32_t node_id) const {
+    auto found = replies_.find(node_id);
+    return found == replies_.end() ? 0 : found->second;
+  }
+
   void OplogAppend(uint32_t node, const vdisk::OplogRecordHeader& header,
                    std::span<const std::byte> data, vdisk::PeerCompletion done) override {
     Send(node, Request(kOplogAppendType, OplogAppendBody(header), data),
@@ -394,6 +400,10 @@ class InProcessPeerIo final : public vdisk::PeerIo {
   void Send(uint32_t node, rpc::Message request, rpc::ReplyFn done) {
     EXPECT_NE(node, local_node_id_) << "a node never calls itself";
     ++calls_[{node, request.type}];
+    done = [this, node, done = std::move(done)](Result<rpc::Message> reply) {
+      ++replies_[node];
+      done(std::move(reply));
+    };
     auto deliver = [this, node, request = std::move(request), done = std::move(done)]() mutable {
       if (cluster_.dead(node)) {
         return done(Status::Unavailable("node " + std::to_string(node) + " is down"));
@@ -411,6 +421,7 @@ class InProcessPeerIo final : public vdisk::PeerIo {
   oplog::Executor executor_;
   const uint32_t local_node_id_;
   std::map<std::pair<uint32_t, uint16_t>, uint64_t> calls_;
+  std::map<uint32_t, uint64_t> replies_;
 };
 
 // Deterministic bytes: a splitmix64 stream from `seed`.

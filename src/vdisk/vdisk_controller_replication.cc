@@ -28,6 +28,17 @@ bool IsStaleEpoch(const Status& status) {
   return status.IsAborted() && status.message().find("stale epoch") != std::string::npos;
 }
 
+// Whether no live holder among `holders` shares this node's fault domain.
+bool LocalDomainFree(const PeerIo& peers, const std::vector<uint32_t>& holders) {
+  const std::string domain = peers.local_fault_domain();
+  if (domain.empty()) return true;  // Its own domain.
+  for (const PeerNode& peer : peers.LivePeers()) {
+    const bool holder = std::find(holders.begin(), holders.end(), peer.node_id) != holders.end();
+    if (holder && peer.fault_domain == domain) return false;
+  }
+  return true;
+}
+
 bool AllZero(std::span<const std::byte> bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
 }
@@ -281,8 +292,15 @@ void VdiskController::ChangeReplica(uint64_t egroup_id, uint32_t remove_node, ui
     }
     holders.push_back(remove_node);
     Result<std::vector<uint32_t>> chosen = ChooseNodes(1, holders, local_holds, egroup_id);
-    if (!chosen.ok()) return CompleteLater(std::move(done), chosen.status());
-    add_node = chosen->front();
+    if (chosen.ok()) {
+      add_node = chosen->front();
+    } else if (!local_holds && remove_node != local && LocalDomainFree(*context_.peers, holders)) {
+      // ChooseNodes picks other nodes only; this one holds no replica, so it may take the copy
+      // (a new owner after a takeover, in a cluster with no other node left to hold it).
+      add_node = local;
+    } else {
+      return CompleteLater(std::move(done), chosen.status());
+    }
   }
   uint32_t source = 0;
   for (const Replica& replica : egroup.replicas) {
@@ -504,6 +522,13 @@ void VdiskController::ReadFromReplicas(uint64_t egroup_id, uint64_t offset_bytes
             fmt::format("node {}: egroup {} replica at version {}, behind version {} (stale)", node,
                         egroup_id, replica_version, egroup.committed_version));
         ++counters_.stale_replicas_dropped;
+      }
+      if (status.ok() && replica_version > egroup.committed_version &&
+          egroup.inflight_writes == 0 && !egroup.changing) {
+        // A version this controller did not know: it holds no local replica, so Load could not
+        // read one. Later writes and copies (localization) number on from it.
+        egroup.replica_version = std::max(egroup.replica_version, replica_version);
+        egroup.committed_version = replica_version;
       }
       if (!status.ok()) {
         if (attempt->first_error.ok()) attempt->first_error = status;
