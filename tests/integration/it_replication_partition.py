@@ -41,6 +41,8 @@ FIO_SIZE_BYTES = 64 * MIB
 # qemu-io patterns live above fio's range.
 PATTERN_BASE = 64 * MIB
 PATTERN_BYTES = 64 * 1024
+# Pattern blocks, one per MiB (each in its own vBlock).
+PATTERN_BLOCKS = 16
 # Hang guards, not timing assertions.
 TAKEOVER_TIMEOUT_S = 60
 GIVE_UP_TIMEOUT_S = 60
@@ -271,6 +273,15 @@ def qemu_io_argv(uri, *commands):
     return argv + [uri]
 
 
+def wait_drained(node):
+    def drained():
+        oplog = node.stats(VDISK).get("oplog", {})
+        check("records_undrained" in oplog, f"no oplog.records_undrained in the stats: {oplog}")
+        return oplog["records_undrained"] == 0
+    poll_until(drained, 60, f"the OpLog of {VDISK} on node {node.node_id} to drain",
+               interval_s=0.1)
+
+
 def pattern_offset(index):
     return PATTERN_BASE + index * MIB
 
@@ -375,9 +386,16 @@ def partition_test(h, network, cluster):
     job = fio_job_report(fio_output, "write phase through node 1")
     log(f"   fio wrote {job['write']['io_bytes']} bytes in {job['write']['total_ios']} writes "
         f"({job['write']['iops']:.0f} IOPS)")
-    expected = {0: 0xA0, 1: 0xA1, 2: 0xA2, 3: 0xA3, 4: 0x00}
+    # First copies of the pattern blocks, drained into egroups (on node 1 and one peer each);
+    # then overwrites that are acknowledged but still in the OpLog when the link goes down, so
+    # that the successor must drain them into those egroups, node 1's copies unreachable.
+    write_patterns(n1.uri(VDISK), {i: 0x40 + i for i in range(PATTERN_BLOCKS)})
+    wait_drained(n1)
+    expected = {i: 0x60 + i for i in range(PATTERN_BLOCKS)}
+    expected[PATTERN_BLOCKS] = 0x00  # Written only by the successor.
     write_patterns(n1.uri(VDISK), {i: b for i, b in expected.items() if b})
-    log(f"   node 1 before the partition: {n1.replication(VDISK)}")
+    log(f"   node 1 before the partition: {n1.replication(VDISK)}, "
+        f"oplog {n1.stats(VDISK).get('oplog')}")
 
     log("2. node 1's link down: node 1 isolated from ZooKeeper and both peers")
     partitioned_at = time.monotonic()
@@ -393,8 +411,8 @@ def partition_test(h, network, cluster):
     late_started = time.monotonic()
     late, late_output = isolated_write(h, network, n1, "late", 0xE2, 2)
     # The successor takes writes while node 1 is still cut off.
-    expected.update({1: 0xB1, 4: 0xB4})
-    write_patterns(owner.uri(VDISK), {1: 0xB1, 4: 0xB4})
+    expected.update({1: 0xB1, PATTERN_BLOCKS: 0xB4})
+    write_patterns(owner.uri(VDISK), {1: 0xB1, PATTERN_BLOCKS: 0xB4})
 
     early_acked, early_what, early_text = isolated_outcome(early, early_output, partitioned_at)
     late_acked, late_what, late_text = isolated_outcome(late, late_output, late_started)
@@ -412,7 +430,7 @@ def partition_test(h, network, cluster):
                 "owners among nodes 2 and 3 while node 1 is cut off")
 
     stale = isolated_read(network, n1, 1)
-    log(f"   ISOLATED OWNER: a read of block 1 (0xa1 before the partition, 0xb1 since the "
+    log(f"   ISOLATED OWNER: a read of block 1 (0x61 before the partition, 0xb1 since the "
         f"takeover) through node 1: {stale}")
     check(not ACKNOWLEDGED_READ.search(stale), "node 1, cut off and fenced, served a read of a "
           f"block the successor has since overwritten: {stale}")
