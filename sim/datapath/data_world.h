@@ -39,7 +39,7 @@ struct DataFaults {
   uint64_t disk_ticks_max = 2;
 };
 
-// none, network, crash, all; nullptr-free: an unknown name asserts (main.cc checks the flag).
+// The maxima of a profile: none, network, crash or all (another name asserts; main.cc checks it).
 DataFaults DataFaultProfile(const std::string& name);
 
 struct DataSimOptions {
