@@ -303,6 +303,9 @@ bool ZooKeeperClusterBackend::Rejoin() {
   }
   fenced_.store(false);
   spdlog::info("cluster: rejoined with session {:#x}", session);
+  // The member ids may be the same as before the expiry, but watchers must hear of them again:
+  // what they did while this node was away (a takeover of its vDisks) needs a fresh look.
+  members_delivered_.reset();
   config_pending_ = members_pending_ = true;
   Publish(SessionState::kRejoined);
   return true;

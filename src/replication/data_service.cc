@@ -317,19 +317,17 @@ void DataService::HandleOplogTrim(const rpc::Message& request, rpc::ReplyFn repl
   ++stats_.oplog_trims;
   WithReplicaLog(
       trim.vdisk_id(), std::move(reply), [this, trim](oplog::OpLog& log, rpc::ReplyFn answer) {
-        auto it = logs_.find(trim.vdisk_id());
-        if (trim.drained_seq() <= log.drained_seq() || (it != logs_.end() && it->second->marking)) {
+        if (trim.drained_seq() <= log.drained_seq()) {
           options_.executor(
               [answer = std::move(answer)] { answer(Reply(proto::OplogAppendReply())); });
           return;
         }
-        it->second->marking = true;
-        log.MarkDrained(trim.drained_seq(),
-                        [this, alive = alive_, trim, answer = std::move(answer)](Status status) {
-                          if (*alive) FinishMark(trim.vdisk_id());
-                          if (!status.ok()) return answer(status);
-                          answer(Reply(proto::OplogAppendReply()));
-                        });
+        // The OpLog orders stacked watermarks itself; the answer means "durably trimmed to at
+        // least this" (the owner then lets writes bypass the OpLog).
+        log.MarkDrained(trim.drained_seq(), [answer = std::move(answer)](Status status) {
+          if (!status.ok()) return answer(status);
+          answer(Reply(proto::OplogAppendReply()));
+        });
       });
 }
 

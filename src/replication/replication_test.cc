@@ -579,7 +579,7 @@ TEST_F(ReplicationTest, RemoteOnlyEgroupIsReadRemotelyThenLocalized) {
 // write to that egroup is numbered 1 while the replicas are at 2: ExtentStore::Write keeps the
 // higher version, the write leaves no trace in the versions, and a replica that missed it can
 // no longer be told from one that has it (docs/protocol/replication.md, "Replica version").
-TEST_F(ReplicationTest, DISABLED_WriteToARemoteOnlyEgroupAfterLoadAdvancesItsReplicaVersion) {
+TEST_F(ReplicationTest, WriteToARemoteOnlyEgroupAfterLoadAdvancesItsReplicaVersion) {
   auto record = Record(2, 1, 1, {2});
   uint64_t version = PutRow(record, 0);
   VdiskController& first = Open(1, record, version, /*with_oplog=*/false);

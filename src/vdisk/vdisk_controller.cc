@@ -126,7 +126,7 @@ void VdiskController::Write(uint64_t offset_bytes, std::span<const std::byte> da
       outstanding_write_bytes_ + length > context_.io.sequential_threshold_bytes;
   const bool full = oplog_->fill_fraction() > context_.io.oplog_bypass_fill;
   bool to_oplog = true;
-  if (sequential || full) {
+  if ((sequential || full) && MayBypassOplog()) {
     to_oplog = oplog_->index().Overlaps(offset_bytes, length);
     if (!to_oplog)
       ++(sequential ? counters_.writes_sequential_bypass : counters_.writes_oplog_full_bypass);
@@ -153,6 +153,15 @@ void VdiskController::Trim(uint64_t offset_bytes, uint64_t length_bytes, Complet
     });
     return;
   }
+  if (!MayBypassOplog()) {
+    // Replicated, and a peer's OpLog copy may still hold older records of this range: wait
+    // until every peer has trimmed to the drain watermark (moments after each drain round).
+    return WhenBypassAllowed(
+        [this, offset_bytes, length_bytes, done = std::move(done)](Status status) mutable {
+          if (!status.ok()) return done(status);
+          Trim(offset_bytes, length_bytes, std::move(done));
+        });
+  }
   ++counters_.trims;
   if (oplog_state_ == OplogState::kOpen && !oplog_->failed() &&
       oplog_->index().Overlaps(offset_bytes, length_bytes)) {
@@ -171,6 +180,14 @@ void VdiskController::WriteZeroes(uint64_t offset_bytes, uint64_t length_bytes, 
           WriteZeroes(offset_bytes, length_bytes, no_hole, std::move(done));
         });
     return;
+  }
+  if (!MayBypassOplog()) {
+    // As Trim: no bypass while a peer's OpLog copy may hold older records.
+    return WhenBypassAllowed(
+        [this, offset_bytes, length_bytes, no_hole, done = std::move(done)](Status status) mutable {
+          if (!status.ok()) return done(status);
+          WriteZeroes(offset_bytes, length_bytes, no_hole, std::move(done));
+        });
   }
   ++counters_.write_zeroes;
   const int kind = no_hole ? kZeroFill : kUnmap;

@@ -157,7 +157,10 @@ class VdiskController {
   // left drains and chooses new peers.
   void OnMembersChanged(const std::vector<uint32_t>& live_nodes);
   // Another node owns the vDisk now (its row names it): no more I/O here, reads included.
-  void Relinquish() { fenced_ = true; }
+  void Relinquish() {
+    fenced_ = true;
+    MaybeFinishRepeer();  // Writes held for a new peer set fail now.
+  }
   bool relinquished() const { return fenced_; }
   uint64_t id() const { return record_.id(); }
   uint64_t size_bytes() const { return record_.size_bytes(); }
@@ -211,6 +214,9 @@ class VdiskController {
     // in its original place, so overlapping writes still land in the order they were issued.
     std::map<uint64_t, std::function<void()>> waiting;
     uint64_t committed_version = 0;  // The newest version every replica acknowledged.
+    // False for an egroup loaded without a local replica: its version is learnt from the
+    // remote replicas before the first write (else that write would be numbered below them).
+    bool version_known = true;
     bool localizing = false;
   };
   struct VblockQueue {
@@ -297,6 +303,8 @@ class VdiskController {
   void CopyEgroup(uint64_t egroup_id, uint32_t source_node, uint32_t target_node,
                   std::string target_disk, Completion done);
   void ResumeEgroupWrites(uint64_t egroup_id);
+  // Reads every listed replica's version (writes to the egroup held meanwhile).
+  void LearnReplicaVersion(uint64_t egroup_id);
   void Localize(uint64_t egroup_id);
   // Live nodes for `count` new copies beside the copies on `holders` (this node is one when
   // `local_holds`), none of them a holder or in a holder's fault domain, nor two in one domain;
@@ -314,6 +322,15 @@ class VdiskController {
   void StartRepeer();
   void MaybeFinishRepeer();
   void TrimPeerOplogs();
+  // Whether a mutation may bypass the OpLog: always on a single copy; with peers, only while
+  // every peer has durably trimmed its copy up to this OpLog's drain watermark. Otherwise a
+  // peer taking the vDisk over would replay (re-drain) older records over the bypassing
+  // mutation and roll it back.
+  bool MayBypassOplog() const;
+  // Runs `run` once MayBypassOplog() (asking the peers to trim now), or with the error that
+  // made the peers unable to (too few live nodes for a new peer set).
+  void WhenBypassAllowed(std::function<void(Status)> run);
+  void RunBypassWaiters(const Status& status);
   // Read-modify-writes the vDisk row (a new OpLog peer set).
   void UpdateVdiskRow(std::function<void(records::Vdisk&)> change, Completion done);
   void LoadEgroups(std::string start_after, Completion done);
@@ -337,6 +354,9 @@ class VdiskController {
   std::deque<std::function<void()>> repeer_queue_;
   bool repeer_committing_ = false;
   bool fenced_ = false;  // A newer owner exists: no more writes.
+  // Per OpLog peer, the drain watermark it has acknowledged (durably trimmed to).
+  std::map<uint32_t, uint64_t> peer_trimmed_seq_;
+  std::deque<std::function<void(Status)>> bypass_waiters_;
   uint64_t next_egroup_mutation_ = 1;
   uint64_t oplog_generation_ = 0;  // Seq of the first record the current OpLog peers got.
   std::unordered_map<uint64_t, Extent> block_map_;  // vBlock -> extent.

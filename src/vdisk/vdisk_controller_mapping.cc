@@ -187,6 +187,8 @@ Status VdiskController::AddLoadedEgroup(const metadata::Row& row) {
     if (state.disk != nullptr) {
       Result<uint64_t> version = state.disk->store->ReplicaVersion(record.egroup_id());
       if (version.ok()) state.replica_version = state.committed_version = *version;
+    } else {
+      state.version_known = false;
     }
     state.row_version = row.version;
     egroups_[record.egroup_id()] = std::move(state);

@@ -346,7 +346,8 @@ void VdiskController::OnDrainDone(Status status, uint64_t max_seq) {
       oplog_->FailAppendsWaitingForSpace(status.WithContext(
           fmt::format("vdisk {}: the oplog is full and cannot drain", record_.name())));
     }
-    if (context_.io.schedule != nullptr) {
+    // A node that no longer owns the vDisk stops: its drain would only be refused.
+    if (context_.io.schedule != nullptr && !fenced_) {
       drain_backoff_ = true;
       context_.io.schedule(std::chrono::seconds(1), [this, alive = alive_] {
         if (!*alive) return;

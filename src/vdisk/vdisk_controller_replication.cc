@@ -156,6 +156,9 @@ void VdiskController::SubmitEgroupMutation(std::shared_ptr<EgroupMutation> mutat
                       fenced_ ? "no longer owns the vdisk" : "is fenced from the cluster")));
     return;
   }
+  if (!egroup.version_known && !egroup.changing && egroup.inflight_writes == 0) {
+    LearnReplicaVersion(mutation->egroup_id);
+  }
   if (egroup.changing || !egroup.failed_nodes.empty() || egroup.replicas.empty()) {
     if (egroup.replicas.empty()) {
       CompleteLater(std::move(mutation->done),
@@ -241,6 +244,55 @@ void VdiskController::SubmitEgroupMutation(std::shared_ptr<EgroupMutation> mutat
   }
 }
 
+void VdiskController::LearnReplicaVersion(uint64_t egroup_id) {
+  EgroupState& egroup = egroups_.at(egroup_id);
+  WEFT_ASSERT(!egroup.changing && egroup.inflight_writes == 0);
+  egroup.changing = true;  // Holds writes until the version is known.
+  struct Probe {
+    size_t outstanding = 0;
+    uint64_t newest = 0;
+    size_t answered = 0;
+    AlignedBuffer block{kBlockBytes};
+  };
+  auto probe = std::make_shared<Probe>();
+  const uint32_t local = context_.peers->local_node_id();
+  std::vector<uint32_t> nodes;
+  for (const Replica& replica : egroup.replicas) {
+    if (replica.node_id != local) nodes.push_back(replica.node_id);
+  }
+  probe->outstanding = nodes.size();
+  auto finish = [this, alive = alive_, egroup_id, probe]() {
+    if (!*alive) return;
+    EgroupState& state = egroups_.at(egroup_id);
+    state.changing = false;
+    // With no replica answering, the writes go ahead and fail on those replicas (there is no
+    // copy to number them against); asking again for each would only spin.
+    state.version_known = true;
+    state.replica_version = std::max(state.replica_version, probe->newest);
+    state.committed_version = std::max(state.committed_version, probe->newest);
+    StartReplicaChanges(egroup_id);  // Resumes the held writes.
+  };
+  if (nodes.empty()) {
+    egroup.version_known = true;
+    return context_.executor([this, alive = alive_, egroup_id] {
+      if (!*alive) return;
+      egroups_.at(egroup_id).changing = false;
+      ResumeEgroupWrites(egroup_id);
+    });
+  }
+  for (uint32_t node : nodes) {
+    // A one-block read answers with the replica's version (and verifies that block).
+    context_.peers->EgroupRead(node, egroup_id, 0, probe->block.span().first(kBlockBytes),
+                               [probe, finish](Result<EgroupReadReply> reply) {
+                                 if (reply.ok()) {
+                                   ++probe->answered;
+                                   probe->newest = std::max(probe->newest, reply->replica_version);
+                                 }
+                                 if (--probe->outstanding == 0) finish();
+                               });
+  }
+}
+
 void VdiskController::ResumeEgroupWrites(uint64_t egroup_id) {
   EgroupState& egroup = egroups_.at(egroup_id);
   std::map<uint64_t, std::function<void()>> waiting = std::move(egroup.waiting);
@@ -291,15 +343,14 @@ void VdiskController::ChangeReplica(uint64_t egroup_id, uint32_t remove_node, ui
       holders.push_back(replica.node_id);
     }
     holders.push_back(remove_node);
-    Result<std::vector<uint32_t>> chosen = ChooseNodes(1, holders, local_holds, egroup_id);
-    if (chosen.ok()) {
-      add_node = chosen->front();
-    } else if (!local_holds && remove_node != local && LocalDomainFree(*context_.peers, holders)) {
-      // ChooseNodes picks other nodes only; this one holds no replica, so it may take the copy
-      // (a new owner after a takeover, in a cluster with no other node left to hold it).
+    if (!local_holds && remove_node != local && LocalDomainFree(*context_.peers, holders)) {
+      // This node holds no replica (a new owner after a takeover): the copy comes here, where
+      // the vDisk is served (data locality), and no other node need be free.
       add_node = local;
     } else {
-      return CompleteLater(std::move(done), chosen.status());
+      Result<std::vector<uint32_t>> chosen = ChooseNodes(1, holders, local_holds, egroup_id);
+      if (!chosen.ok()) return CompleteLater(std::move(done), chosen.status());
+      add_node = chosen->front();
     }
   }
   uint32_t source = 0;
@@ -743,6 +794,7 @@ void VdiskController::ReconcileEgroups(Completion done) {
       }
       state.replica_version = std::max(state.replica_version, newest);
       state.committed_version = std::max(state.committed_version, newest);
+      state.version_known = true;
       if (keep.size() == state.replicas.size() || keep.empty()) return (*step)();
       const std::vector<Replica> before = state.replicas;
       NodeDisk* const disk_before = state.disk;
@@ -904,8 +956,16 @@ void VdiskController::AppendToOplog(int kind, uint64_t offset_bytes, uint64_t le
   header.drained_seq = oplog_->stats().drained_seq;
   for (uint32_t peer : record_.oplog_peers()) {
     ++counters_.oplog_peer_appends;
-    context_.peers->OplogAppend(peer, header, data,
-                                [one_done](Status status) { one_done(false, status); });
+    context_.peers->OplogAppend(
+        peer, header, data,
+        [this, alive = alive_, one_done, peer, drained = header.drained_seq](Status status) {
+          // The peer trims up to the piggybacked watermark before it appends.
+          if (*alive && status.ok()) {
+            uint64_t& trimmed = peer_trimmed_seq_[peer];
+            trimmed = std::max(trimmed, drained);
+          }
+          one_done(false, status);
+        });
   }
 }
 
@@ -933,7 +993,13 @@ void VdiskController::MaybeFinishRepeer() {
     std::deque<std::function<void()>> held = std::move(repeer_queue_);
     repeer_queue_.clear();
     for (auto& resume : held) resume();
+    if (!status.ok()) RunBypassWaiters(status);  // Else they run once the new peers trim.
   };
+  if (fenced_) {
+    // Another node owns the vDisk: the held writes fail (never acknowledged here).
+    return finish(Status::Unavailable(
+        fmt::format("vdisk {}: this node no longer owns the vdisk", record_.name())));
+  }
   Result<std::vector<uint32_t>> peers = ChooseNodes(
       replication_factor_ - 1, {}, /*local_holds=*/true, id() + counters_.oplog_repeers);
   if (!peers.ok()) {
@@ -960,6 +1026,7 @@ void VdiskController::MaybeFinishRepeer() {
           spdlog::info("vdisk {}: new oplog peers: {}", record_.name(), fmt::join(chosen, ","));
         }
         finish(std::move(status));
+        if (*alive) TrimPeerOplogs();  // Until they acknowledge a watermark, nothing bypasses.
       });
 }
 
@@ -967,8 +1034,50 @@ void VdiskController::TrimPeerOplogs() {
   if (!replicated() || oplog_ == nullptr) return;
   const uint64_t drained = oplog_->stats().drained_seq;
   for (uint32_t peer : record_.oplog_peers()) {
-    context_.peers->OplogTrim(peer, id(), record_.owner_epoch(), drained, [](Status) {});
+    context_.peers->OplogTrim(peer, id(), record_.owner_epoch(), drained,
+                              [this, alive = alive_, peer, drained](Status status) {
+                                if (!*alive) return;
+                                if (!status.ok()) {
+                                  // The peer is gone or refuses: a new peer set.
+                                  if (!bypass_waiters_.empty() && !fenced_) StartRepeer();
+                                  return;
+                                }
+                                uint64_t& trimmed = peer_trimmed_seq_[peer];
+                                trimmed = std::max(trimmed, drained);
+                                if (MayBypassOplog()) RunBypassWaiters(Status::Ok());
+                              });
   }
+}
+
+void VdiskController::WhenBypassAllowed(std::function<void(Status)> run) {
+  if (fenced_) {
+    return CompleteLater([run = std::move(run)](Status status) { run(std::move(status)); },
+                         Status::Unavailable(fmt::format(
+                             "vdisk {}: this node no longer owns the vdisk", record_.name())));
+  }
+  ++inflight_operations_;  // Held operations count as in flight (Quiesce, deletion).
+  bypass_waiters_.push_back([this, run = std::move(run)](Status status) {
+    --inflight_operations_;
+    run(std::move(status));
+  });
+  if (bypass_waiters_.size() == 1) TrimPeerOplogs();
+}
+
+void VdiskController::RunBypassWaiters(const Status& status) {
+  std::deque<std::function<void(Status)>> waiters = std::move(bypass_waiters_);
+  bypass_waiters_.clear();
+  for (auto& waiter : waiters) waiter(status);
+}
+
+bool VdiskController::MayBypassOplog() const {
+  if (!replicated() || oplog_ == nullptr) return true;
+  const uint64_t drained = oplog_->stats().drained_seq;
+  for (uint32_t peer : record_.oplog_peers()) {
+    const auto trimmed = peer_trimmed_seq_.find(peer);
+    // Unknown: 0 (a fresh log has nothing to trim; after a restart the next trim tells).
+    if ((trimmed == peer_trimmed_seq_.end() ? 0 : trimmed->second) < drained) return false;
+  }
+  return true;
 }
 
 void VdiskController::UpdateVdiskRow(std::function<void(records::Vdisk&)> change, Completion done) {
