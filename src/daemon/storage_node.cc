@@ -222,6 +222,12 @@ Status StorageNode::OpenCatalogue(
   manager_options.peers = peers;
   manager_options.prepare_takeover = std::move(prepare_takeover);
   manager_ = std::make_unique<vdisk::VdiskManager>(std::move(manager_options));
+  if (peers != nullptr) {
+    // A cluster node starts even while the ring has no quorum (its peers may be starting too):
+    // the catalogue loads in the background and its vDisks appear once it is in.
+    LoadCatalogueInBackground(0);
+    return Status::Ok();
+  }
   std::optional<Status> opened;
   manager_->Open([&opened](Status status) { opened = status; });
   reactor_.RunUntil([&opened] { return opened.has_value(); });
@@ -290,6 +296,44 @@ std::map<std::string, uint64_t> StorageNode::CacheStats() const {
           {"ssd_bytes_max", stats.ssd_bytes_max}};
 }
 
+void StorageNode::LoadCatalogueInBackground(uint32_t attempt) {
+  if (closing_ || manager_ == nullptr) return;
+  manager_->Open([this, attempt](Status status) {
+    if (closing_) return;
+    if (!status.ok()) {
+      if (attempt % 10 == 0) {
+        spdlog::warn("vdisk catalogue: {}; retrying every second", status.ToString());
+      }
+      io_options_.schedule(std::chrono::seconds(1),
+                           [this, attempt] { LoadCatalogueInBackground(attempt + 1); });
+      return;
+    }
+    spdlog::info("node {}: catalogue loaded: {} container(s), {} vdisk(s)", node_id_,
+                 manager_->ListContainers().size(), manager_->ListVdisks().size());
+    if (known_disks_.empty() && manager_->ListContainers().empty()) {
+      CreateDefaultContainerInBackground(0);
+    }
+  });
+}
+
+void StorageNode::CreateDefaultContainerInBackground(uint32_t attempt) {
+  if (closing_ || manager_ == nullptr) return;
+  manager_->CreateContainer(
+      vdisk::VdiskManager::kDefaultContainer, 1,
+      [this, attempt](Result<vdisk::records::Container> created) {
+        const StatusCode code = created.status().code();
+        if (created.ok() || code == StatusCode::kAlreadyExists) return;
+        // An unknown outcome (another node raced it) or no quorum: ask again.
+        if ((code == StatusCode::kUnavailable || code == StatusCode::kTimedOut) && attempt < 30) {
+          io_options_.schedule(std::chrono::seconds(1), [this, attempt] {
+            CreateDefaultContainerInBackground(attempt + 1);
+          });
+          return;
+        }
+        spdlog::warn("default container: {}", created.status().ToString());
+      });
+}
+
 Status StorageNode::EnsureDefaultContainer() {
   // Only on a fresh data dir: an operator who deleted the default container meant it.
   if (!known_disks_.empty() || !manager_->ListContainers().empty()) return Status::Ok();
@@ -313,6 +357,7 @@ Status StorageNode::EnsureDefaultContainer() {
 
 Status StorageNode::Close() {
   Status result;
+  closing_ = true;  // Background retries stop.
   if (manager_ != nullptr) {
     reactor_.RunUntil([this] { return manager_->inflight_operations() == 0; });
     // The OpLog drains stop; what is not drained yet is replayed at the next start.

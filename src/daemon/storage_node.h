@@ -42,7 +42,9 @@ class StorageNode {
   Status Open();
   // Opens the catalogue (the vDisk manager) over `metadata` (the local store on a single node,
   // the ring in a cluster, whose completions must come on the reactor), and creates the default
-  // container on first start. `peers`: the other nodes (cluster mode) or nullptr.
+  // container on first start. `peers`: the other nodes (cluster mode) or nullptr; then the
+  // catalogue loads in the background (retrying until the ring has a quorum) and this returns
+  // at once.
   Status OpenCatalogue(
       metadata::MetadataStore& metadata, vdisk::PeerIo* peers, uint32_t node_count,
       std::function<void(uint64_t vdisk_id, uint64_t epoch, vdisk::Completion)> prepare_takeover);
@@ -76,6 +78,10 @@ class StorageNode {
   Status SaveNodeFile() const;
   Status OpenDisk(const DiskSpec& spec);
   Status EnsureDefaultContainer();
+  // Cluster mode: Open() of the catalogue, retried every second until the ring answers; then the
+  // default container on a fresh node.
+  void LoadCatalogueInBackground(uint32_t attempt);
+  void CreateDefaultContainerInBackground(uint32_t attempt);
   // The OpLogs' and the cache's disk: the first ssd disk, else the first disk.
   Disk& FastDisk();
   Status OpenCache(Disk& fast_disk);
@@ -89,6 +95,7 @@ class StorageNode {
   std::unique_ptr<metadata::LocalMetadataStore> metadata_;
   std::unique_ptr<cache::UnifiedCache> cache_;
   vdisk::VdiskIoOptions io_options_;
+  bool closing_ = false;
   std::unique_ptr<vdisk::VdiskManager> manager_;
 };
 

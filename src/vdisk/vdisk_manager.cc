@@ -78,8 +78,21 @@ uint64_t VdiskManager::inflight_operations() const {
 void VdiskManager::Open(Completion done) {
   LoadContainers("", [this, done = std::move(done)](Status status) mutable {
     if (!status.ok()) return done(status);
-    LoadVdisks("", {}, std::move(done));
+    LoadVdisks("", {}, [this, done = std::move(done)](Status loaded) mutable {
+      if (loaded.ok()) {
+        loaded_ = true;
+        // Membership news that came while loading: act on it now.
+        if (options_.peers != nullptr && !live_nodes_.empty()) OnMembersChanged(live_nodes_);
+      }
+      done(std::move(loaded));
+    });
   });
+}
+
+Status VdiskManager::CheckLoaded() const {
+  if (loaded_) return Status::Ok();
+  return Status::Unavailable(
+      "the vdisk catalogue is still loading (the metadata ring has no quorum yet); try again");
 }
 
 void VdiskManager::LoadContainers(std::string start_after, Completion done) {
@@ -122,8 +135,9 @@ void VdiskManager::OpenLoadedVdisks(std::vector<metadata::Row> rows, size_t inde
   const metadata::Row& row = rows[index];
   const Status decoded = Decode(row.key, row.value, record);
   if (!decoded.ok()) return done(decoded);
-  if (!OwnedHere(record)) {
-    // Another node serves it (this node may hold copies of its data, served to that node).
+  if (!OwnedHere(record) || vdisks_.contains(record.name())) {
+    // Another node serves it (this node may hold copies of its data, served to that node), or
+    // an earlier attempt of Open loaded it already.
     return OpenLoadedVdisks(std::move(rows), index + 1, std::move(done));
   }
   // One vDisk loads at a time; it waits here until its block map is in.
@@ -161,6 +175,7 @@ void VdiskManager::CreateContainer(const std::string& name, uint32_t replication
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
+  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
   Status valid = ValidateName("container", name);
   if (!valid.ok()) return fail(valid);
   if (replication_factor < 1 || replication_factor > kReplicationFactorMax) {
@@ -200,6 +215,7 @@ void VdiskManager::DeleteContainer(const std::string& name, Completion done) {
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
+  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
   const auto found = containers_.find(name);
   if (found == containers_.end() || names_in_progress_.contains(ContainerTicket(name))) {
     return fail(Status::NotFound(fmt::format("container '{}' not found", name)));
@@ -264,6 +280,10 @@ Status VdiskManager::CheckNewVdisk(const std::string& name, uint64_t size_bytes,
 void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
                                const std::string& container_name,
                                ResultCompletion<records::Vdisk> done, bool reloaded_containers) {
+  if (Status loaded = CheckLoaded(); !loaded.ok()) {
+    options_.executor([done = std::move(done), loaded] { done(loaded); });
+    return;
+  }
   const std::string container = container_name.empty() ? kDefaultContainer : container_name;
   if (options_.peers != nullptr && !containers_.contains(container) && !reloaded_containers) {
     // Cluster mode: another node may have created the container.
@@ -357,6 +377,7 @@ void VdiskManager::ResizeVdisk(const std::string& name, uint64_t size_bytes,
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
+  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
   const auto found = vdisks_.find(name);
   if (found == vdisks_.end())
     return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));
@@ -394,6 +415,7 @@ void VdiskManager::DeleteVdisk(const std::string& name, Completion done) {
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
+  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
   const auto found = vdisks_.find(name);
   if (found == vdisks_.end())
     return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));
@@ -499,6 +521,7 @@ void VdiskManager::OnMembersChanged(std::vector<uint32_t> live_nodes) {
   if (options_.peers == nullptr) return;
   std::sort(live_nodes.begin(), live_nodes.end());
   live_nodes_ = live_nodes;
+  if (!loaded_) return;  // Open() acts on the newest members once the catalogue is in.
   for (auto& [name, entry] : vdisks_) entry.controller->OnMembersChanged(live_nodes_);
   if (!unlisted_replicas_checked_) {
     unlisted_replicas_checked_ = true;

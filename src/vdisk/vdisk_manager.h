@@ -53,8 +53,11 @@ class VdiskManager {
   ~VdiskManager();
 
   // Loads containers and vDisks and their block maps, and finishes deletions a stop
-  // interrupted. Must complete OK before anything else is called.
+  // interrupted. Until it completes OK, changes fail with Unavailable and listings are empty;
+  // it may be called again after a failure (a cluster node retries until the ring has a
+  // quorum).
   void Open(Completion done);
+  bool loaded() const { return loaded_; }
 
   void CreateContainer(const std::string& name, uint32_t replication_factor,
                        ResultCompletion<records::Container> done);
@@ -112,6 +115,7 @@ class VdiskManager {
                       uint64_t version, Completion done);
   ControllerContext controller_context();
   bool OwnedHere(const records::Vdisk& record) const;
+  Status CheckLoaded() const;
   // Once, at the first membership news: deletes this node's egroup replicas whose rows list
   // other nodes only (never served: readers use the rows; this frees their space).
   void DeleteUnlistedReplicas(std::string start_after);
@@ -130,6 +134,7 @@ class VdiskManager {
   std::map<std::string, std::unique_ptr<VdiskController>> takeovers_;
   std::vector<uint32_t> live_nodes_;
   bool unlisted_replicas_checked_ = false;
+  bool loaded_ = false;
   uint64_t stale_replicas_deleted_ = 0;
 };
 
