@@ -127,6 +127,9 @@ class OpLog {
   const RangeIndex& index() const { return index_; }
   // Log space in use (segments holding undrained records, and the one being written) over the cap.
   double fill_fraction() const;
+  // Whether a batch is waiting for the drain to free a segment: the log is full whatever
+  // fill_fraction() says (segments can run out with their tails unused).
+  bool waiting_for_space() const { return waiting_for_space_; }
   // Appended records not yet durable (in the batch in flight or waiting for it).
   uint64_t appends_pending() const { return pending_.size() + batch_records_in_flight_; }
   bool failed() const { return !failure_.ok(); }

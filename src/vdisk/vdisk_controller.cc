@@ -124,7 +124,8 @@ void VdiskController::Write(uint64_t offset_bytes, std::span<const std::byte> da
   const uint64_t length = data.size();
   const bool sequential =
       outstanding_write_bytes_ + length > context_.io.sequential_threshold_bytes;
-  const bool full = oplog_->fill_fraction() > context_.io.oplog_bypass_fill;
+  const bool full =
+      oplog_->fill_fraction() > context_.io.oplog_bypass_fill || oplog_->waiting_for_space();
   bool to_oplog = true;
   if ((sequential || full) && MayBypassOplog()) {
     to_oplog = oplog_->index().Overlaps(offset_bytes, length);

@@ -175,6 +175,9 @@ class VdiskController {
   // Stops starting background work (the OpLog drain); `done` runs once none is running. The
   // controller may then be destroyed once inflight_operations() is 0.
   void Quiesce(Completion done);
+  // Holds the OpLog drain back (true) or lets it run again (false); for tests that need a full
+  // OpLog, and for maintenance. Writes that need log space wait meanwhile.
+  void PauseDrain(bool paused);
   // Counters by group ("io", "characterizer", "oplog"), for the admin API.
   std::map<std::string, std::map<std::string, uint64_t>> StatGroups() const;
   const oplog::OpLog* oplog() const {
@@ -374,7 +377,8 @@ class VdiskController {
   uint64_t outstanding_write_bytes_ = 0;             // The characterizer's measure.
   bool drain_active_ = false;
   bool idle_drain_armed_ = false;
-  bool drain_backoff_ = false;              // A round failed: the next waits a moment.
+  bool drain_backoff_ = false;
+  bool drain_paused_ = false;               // A round failed: the next waits a moment.
   uint64_t client_operations_started_ = 0;  // For the idle timer: has anything happened since.
   bool quiescing_ = false;
   std::vector<Completion> quiesce_waiters_;

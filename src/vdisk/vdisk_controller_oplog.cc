@@ -225,7 +225,10 @@ void VdiskController::ReadWithOplog(uint64_t offset_bytes, std::span<std::byte> 
 // ---- The drainer ----
 
 void VdiskController::MaybeDrain(bool idle) {
-  if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_ || drain_backoff_) return;
+  if (oplog_state_ != OplogState::kOpen || drain_active_ || quiescing_ || drain_backoff_ ||
+      drain_paused_) {
+    return;
+  }
   if (oplog_->failed() || !oplog_->has_undrained()) return;
   const double fill = oplog_->fill_fraction();
   const bool due = idle || repeering_ || fill >= kDrainWhenBusyFill ||
@@ -362,6 +365,11 @@ void VdiskController::OnDrainDone(Status status, uint64_t max_seq) {
     MaybeDrain();
   }
   MaybeFinishRepeer();
+}
+
+void VdiskController::PauseDrain(bool paused) {
+  drain_paused_ = paused;
+  if (!paused) MaybeDrain();
 }
 
 void VdiskController::Quiesce(Completion done) {
