@@ -81,6 +81,9 @@ void VdiskManager::Open(Completion done) {
     LoadVdisks("", {}, [this, done = std::move(done)](Status loaded) mutable {
       if (loaded.ok()) {
         loaded_ = true;
+        std::deque<std::function<void()>> waiting = std::move(load_waiters_);
+        load_waiters_.clear();
+        for (auto& run : waiting) options_.executor(std::move(run));
         // Membership news that came while loading: act on it now.
         if (options_.peers != nullptr && !live_nodes_.empty()) OnMembersChanged(live_nodes_);
       }
@@ -89,10 +92,10 @@ void VdiskManager::Open(Completion done) {
   });
 }
 
-Status VdiskManager::CheckLoaded() const {
-  if (loaded_) return Status::Ok();
-  return Status::Unavailable(
-      "the vdisk catalogue is still loading (the metadata ring has no quorum yet); try again");
+void VdiskManager::WhenLoaded(std::function<void()> run) {
+  // Changes asked for while the catalogue loads (a cluster node whose ring has no quorum yet)
+  // wait for it, in order; the caller's own timeout bounds the wait.
+  load_waiters_.push_back(std::move(run));
 }
 
 void VdiskManager::LoadContainers(std::string start_after, Completion done) {
@@ -175,7 +178,11 @@ void VdiskManager::CreateContainer(const std::string& name, uint32_t replication
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
-  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
+  if (!loaded_) {
+    return WhenLoaded([this, name, replication_factor, done = std::move(done)]() mutable {
+      CreateContainer(name, replication_factor, std::move(done));
+    });
+  }
   Status valid = ValidateName("container", name);
   if (!valid.ok()) return fail(valid);
   if (replication_factor < 1 || replication_factor > kReplicationFactorMax) {
@@ -215,7 +222,10 @@ void VdiskManager::DeleteContainer(const std::string& name, Completion done) {
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
-  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
+  if (!loaded_) {
+    return WhenLoaded(
+        [this, name, done = std::move(done)]() mutable { DeleteContainer(name, std::move(done)); });
+  }
   const auto found = containers_.find(name);
   if (found == containers_.end() || names_in_progress_.contains(ContainerTicket(name))) {
     return fail(Status::NotFound(fmt::format("container '{}' not found", name)));
@@ -280,9 +290,10 @@ Status VdiskManager::CheckNewVdisk(const std::string& name, uint64_t size_bytes,
 void VdiskManager::CreateVdisk(const std::string& name, uint64_t size_bytes,
                                const std::string& container_name,
                                ResultCompletion<records::Vdisk> done, bool reloaded_containers) {
-  if (Status loaded = CheckLoaded(); !loaded.ok()) {
-    options_.executor([done = std::move(done), loaded] { done(loaded); });
-    return;
+  if (!loaded_) {
+    return WhenLoaded([this, name, size_bytes, container_name, done = std::move(done)]() mutable {
+      CreateVdisk(name, size_bytes, container_name, std::move(done));
+    });
   }
   const std::string container = container_name.empty() ? kDefaultContainer : container_name;
   if (options_.peers != nullptr && !containers_.contains(container) && !reloaded_containers) {
@@ -377,7 +388,11 @@ void VdiskManager::ResizeVdisk(const std::string& name, uint64_t size_bytes,
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
-  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
+  if (!loaded_) {
+    return WhenLoaded([this, name, size_bytes, done = std::move(done)]() mutable {
+      ResizeVdisk(name, size_bytes, std::move(done));
+    });
+  }
   const auto found = vdisks_.find(name);
   if (found == vdisks_.end())
     return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));
@@ -415,7 +430,10 @@ void VdiskManager::DeleteVdisk(const std::string& name, Completion done) {
   auto fail = [this, &done](Status status) {
     options_.executor([done = std::move(done), status] { done(status); });
   };
-  if (Status loaded = CheckLoaded(); !loaded.ok()) return fail(loaded);
+  if (!loaded_) {
+    return WhenLoaded(
+        [this, name, done = std::move(done)]() mutable { DeleteVdisk(name, std::move(done)); });
+  }
   const auto found = vdisks_.find(name);
   if (found == vdisks_.end())
     return fail(Status::NotFound(fmt::format("vdisk '{}' not found", name)));

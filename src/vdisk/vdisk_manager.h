@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,7 +54,7 @@ class VdiskManager {
   ~VdiskManager();
 
   // Loads containers and vDisks and their block maps, and finishes deletions a stop
-  // interrupted. Until it completes OK, changes fail with Unavailable and listings are empty;
+  // interrupted. Until it completes OK, changes wait for it and listings are empty;
   // it may be called again after a failure (a cluster node retries until the ring has a
   // quorum).
   void Open(Completion done);
@@ -115,7 +116,7 @@ class VdiskManager {
                       uint64_t version, Completion done);
   ControllerContext controller_context();
   bool OwnedHere(const records::Vdisk& record) const;
-  Status CheckLoaded() const;
+  void WhenLoaded(std::function<void()> run);
   // Once, at the first membership news: deletes this node's egroup replicas whose rows list
   // other nodes only (never served: readers use the rows; this frees their space).
   void DeleteUnlistedReplicas(std::string start_after);
@@ -135,6 +136,7 @@ class VdiskManager {
   std::vector<uint32_t> live_nodes_;
   bool unlisted_replicas_checked_ = false;
   bool loaded_ = false;
+  std::deque<std::function<void()>> load_waiters_;
   uint64_t stale_replicas_deleted_ = 0;
 };
 
